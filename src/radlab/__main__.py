@@ -1,0 +1,5 @@
+"""`python -m radlab` is the `radlab` command."""
+
+from radlab.cli import main
+
+main()
