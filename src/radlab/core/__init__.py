@@ -1,0 +1,1 @@
+"""Task-agnostic building blocks: I/O, transforms, models, training engine, inference, metrics."""

@@ -1,0 +1,151 @@
+"""Configs: YAML presets validated by pydantic (unknown keys are errors), overridable with `--set a.b=c`.
+
+A task declares a pydantic schema and a folder of presets. `load_config` resolves a preset name or a YAML
+file (merged over the preset named by its optional `base:` key), applies the overrides, and validates.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from radlab.core.errors import RadlabConfigError
+
+T = TypeVar("T", bound=BaseModel)
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are rejected, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """Turn ["train.lr=1e-3", "model.backbone=resnet18"] into a nested dict; values are parsed as YAML."""
+    nested: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise RadlabConfigError(f"--set expects key=value with a dotted key, got {item!r}")
+        value = parse_value(raw)
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise RadlabConfigError(f"--set {item!r}: {part!r} is set both as a value and as a section")
+        node[parts[-1]] = value
+    return nested
+
+
+def parse_value(raw: str) -> Any:
+    """A `--set` value as YAML (lists, true, null), with numbers such as 1e-3 read as numbers
+    (plain YAML 1.1 would keep them as strings)."""
+    if not raw.strip():
+        return None
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return float(value)
+    return value
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursively merge `override` into a copy of `base` (mappings merge, everything else replaces)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: Path | Traversable, what: str) -> dict[str, Any]:
+    """Load a YAML mapping, or raise a config error naming the file."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RadlabConfigError(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise RadlabConfigError(f"{what} {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RadlabConfigError(f"{what} {path}: expected a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def preset_names(presets: Traversable) -> list[str]:
+    """Names of the presets in a presets folder."""
+    return sorted(p.name.rsplit(".", 1)[0] for p in presets.iterdir() if p.name.endswith((".yaml", ".yml")))
+
+
+def load_config(
+    schema: type[T],
+    presets: Traversable,
+    name_or_path: str | None = None,
+    overrides: Iterable[str] = (),
+    default: str = "paper",
+) -> T:
+    """Resolve a preset name or YAML path, apply `--set` overrides, validate against `schema`."""
+    data = _resolve(presets, name_or_path or default, default)
+    data = deep_merge(data, parse_overrides(overrides))
+    return validate_config(schema, data, source=name_or_path or default)
+
+
+def validate_config(schema: type[T], data: Mapping[str, Any], source: str = "config") -> T:
+    """Validate a plain mapping, turning pydantic's report into one line per problem."""
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise RadlabConfigError(f"{source}: {describe_validation_error(exc)}") from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line: `unknown key 'train.lrr'; train.lr: Input should be a valid number (got 'abc')`."""
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err["loc"])
+        if err["type"] == "extra_forbidden":
+            problems.append(f"unknown key '{where}'")
+        else:
+            problems.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
+    return "; ".join(problems)
+
+
+def config_to_yaml(config: BaseModel) -> str:
+    """The full resolved config as YAML (JSON-compatible types only, so it can be read back safely)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def _resolve(presets: Traversable, name_or_path: str, default: str) -> dict[str, Any]:
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
+        if not candidate.is_file():
+            raise RadlabConfigError(f"config file {candidate} does not exist")
+        data = read_yaml(candidate, "config file")
+        base = data.pop("base", default)
+        return deep_merge(_preset(presets, str(base)), data)
+    return _preset(presets, name_or_path)
+
+
+def _preset(presets: Traversable, name: str) -> dict[str, Any]:
+    for suffix in (".yaml", ".yml"):
+        path = presets / f"{name}{suffix}"
+        if path.is_file():
+            data = read_yaml(path, "preset")
+            base = data.pop("base", None)
+            return deep_merge(_preset(presets, str(base)), data) if base else data
+    known = ", ".join(preset_names(presets)) or "none"
+    raise RadlabConfigError(f"unknown preset {name!r} (known: {known}; or give a path to a .yaml file)")

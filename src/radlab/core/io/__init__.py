@@ -1,0 +1,1 @@
+"""Reading images, DICOM and volumes robustly; writing outputs atomically."""

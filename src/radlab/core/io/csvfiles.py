@@ -1,0 +1,38 @@
+"""Read small CSV files row by row with their line numbers, so every complaint can name file:line."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from radlab.core.errors import RadlabDataError
+
+
+def iter_csv_rows(path: str | Path) -> Iterator[tuple[int, list[str]]]:
+    """Yield (line number, stripped cells) for every non-blank row of a comma-separated file."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            yield from _rows(path, csv.reader(handle))
+    except FileNotFoundError:
+        raise RadlabDataError(path, "file not found") from None
+    except IsADirectoryError:
+        raise RadlabDataError(path, "is a folder, not a CSV file") from None
+    except PermissionError:
+        raise RadlabDataError(path, "permission denied") from None
+
+
+def _rows(path: Path, reader: Any) -> Iterator[tuple[int, list[str]]]:
+    line = 0
+    try:
+        for row in reader:
+            line = reader.line_num
+            cells = [cell.strip() for cell in row]
+            if any(cells):
+                yield line, cells
+    except UnicodeDecodeError:
+        raise RadlabDataError(path, "not UTF-8 text", line + 1) from None
+    except csv.Error as exc:
+        raise RadlabDataError(path, f"malformed CSV ({exc})", reader.line_num) from None
