@@ -1,0 +1,1 @@
+"""Training engine: Lightning trainer factory, safetensors checkpoints, run directories, callbacks."""

@@ -1,0 +1,129 @@
+"""Callbacks that keep the run directory current while training: history.csv and the best model."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import lightning as L
+import torch
+
+from radlab.core.console import info
+from radlab.core.engine.run_dir import RunDir
+from radlab.core.io.atomic import atomic_write_text
+
+
+class ExportsBest(Protocol):
+    def export(self, run: RunDir, epoch: int) -> None:
+        """Write the deployable weights and the validation metrics of this epoch into the run."""
+
+
+class HistoryWriter(L.Callback):
+    """Rewrites history.csv (one row per epoch) after every validation, before checkpoints are saved.
+
+    Rows from an epoch that a resumed run repeats are replaced, so the file never holds an epoch twice.
+    """
+
+    def __init__(self, path: Path, echo: bool = True) -> None:
+        self.path = path
+        self.echo = echo
+        self._loss_sum = 0.0
+        self._batches = 0
+        self._started = time.monotonic()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._loss_sum, self._batches, self._started = 0.0, 0, time.monotonic()
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor):
+            self._loss_sum += float(loss.detach())
+            self._batches += 1
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        row: dict[str, Any] = {"epoch": trainer.current_epoch + 1}
+        row["train/loss"] = self._loss_sum / self._batches if self._batches else float("nan")
+        for key, value in sorted(trainer.callback_metrics.items()):
+            if key.startswith("val/"):
+                row[key] = float(value)
+        row["lr"] = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
+        row["seconds"] = round(time.monotonic() - self._started, 2)
+        self._write(row)
+        if self.echo:
+            info(_format_row(row, trainer.max_epochs))
+
+    def _write(self, row: dict[str, Any]) -> None:
+        rows = [r for r in read_history(self.path) if int(r["epoch"]) < row["epoch"]] + [row]
+        columns: list[str] = []
+        for r in rows:
+            columns += [c for c in r if c not in columns]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.path, buffer.getvalue())
+
+
+def read_history(path: Path) -> list[dict[str, str]]:
+    """Rows of a history.csv (empty when the file does not exist yet)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+class BestExporter(L.Callback):
+    """When the monitored validation metric improves, asks the module to export weights and metrics.
+
+    The run directory therefore always holds the best model so far, even if training is killed.
+    """
+
+    def __init__(self, run: RunDir, monitor: str, mode: str) -> None:
+        self.run = run
+        self.monitor = monitor
+        self.mode = mode
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        score = float(value) if value is not None else float("nan")
+        if self.best is not None and not self._improves(score):
+            return
+        self.best, self.best_epoch = score, trainer.current_epoch + 1
+        if trainer.is_global_zero:
+            pl_module.export(self.run, self.best_epoch)  # type: ignore[operator]
+
+    def _improves(self, score: float) -> bool:
+        if math.isnan(score):
+            return False
+        if self.best is None or math.isnan(self.best):
+            return True
+        return score > self.best if self.mode == "max" else score < self.best
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best = state_dict.get("best")
+        self.best_epoch = state_dict.get("best_epoch")
+
+
+def _format_row(row: dict[str, Any], max_epochs: int) -> str:
+    parts = [f"epoch {row['epoch']}/{max_epochs}"]
+    for key, value in row.items():
+        if key in ("epoch", "seconds"):
+            continue
+        parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
+    parts.append(f"({row['seconds']:.1f} s)")
+    return "  ".join(parts)

@@ -1,0 +1,95 @@
+"""One factory for Lightning Trainers: safetensors checkpoints (best + last), early stopping, history,
+AMP on GPU, quiet logs off a terminal."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+
+from radlab.core.console import interactive
+from radlab.core.engine.callbacks import BestExporter, HistoryWriter
+from radlab.core.engine.checkpoint_io import SafetensorsCheckpointIO
+from radlab.core.engine.config import EngineConfig
+from radlab.core.engine.run_dir import RunDir
+
+
+class SafetensorsModelCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint whose files are named *.safetensors (written by SafetensorsCheckpointIO)."""
+
+    FILE_EXTENSION = ".safetensors"
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """ "auto" means mixed precision on a GPU (bf16 where supported) and full fp32 elsewhere."""
+    if precision != "auto":
+        return precision
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+def build_trainer(
+    engine: EngineConfig,
+    run: RunDir,
+    *,
+    monitor: str,
+    mode: str,
+    callbacks: Sequence[L.Callback] = (),
+) -> L.Trainer:
+    """A Trainer that keeps `run` current: best/last checkpoints, history.csv, the best model exported."""
+    progress = engine.progress
+    if progress == "auto":
+        progress = "bar" if interactive() else "lines"
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    best = SafetensorsModelCheckpoint(
+        dirpath=run.checkpoints,
+        filename=run.best_checkpoint.stem,
+        monitor=monitor,
+        mode=mode,
+        save_top_k=1,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    last = SafetensorsModelCheckpoint(
+        dirpath=run.checkpoints,
+        filename=run.last_checkpoint.stem,
+        save_top_k=1,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    all_callbacks: list[L.Callback] = [
+        HistoryWriter(run.history, echo=progress == "lines"),
+        BestExporter(run, monitor, mode),
+        *callbacks,
+    ]
+    if engine.early_stopping_patience is not None:
+        all_callbacks.append(
+            EarlyStopping(monitor=monitor, mode=mode, patience=engine.early_stopping_patience, check_finite=False)
+        )
+    if progress == "bar":
+        all_callbacks.append(RichProgressBar(leave=True))
+    all_callbacks += [best, last]
+    return L.Trainer(
+        max_epochs=engine.max_epochs,
+        accelerator=engine.accelerator,
+        devices=engine.devices,
+        strategy=engine.strategy,
+        num_nodes=engine.num_nodes,
+        precision=resolve_precision(engine.precision, engine.accelerator),
+        plugins=[SafetensorsCheckpointIO()],
+        callbacks=all_callbacks,
+        logger=False,
+        enable_progress_bar=progress == "bar",
+        enable_model_summary=False,
+        gradient_clip_val=engine.gradient_clip_val,
+        limit_train_batches=engine.limit_train_batches,
+        limit_val_batches=engine.limit_val_batches,
+        deterministic=engine.deterministic,
+        default_root_dir=run.root,
+        log_every_n_steps=10,
+    )
