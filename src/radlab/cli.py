@@ -1,0 +1,86 @@
+"""The `radlab` command: one Typer app; `radlab TASK VERB` dispatches to the task package.
+
+Exit codes (shared/spec/cli.md): 0 success, 2 usage error, 1 data error with a one-line message.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from radlab.core.errors import RadlabError
+from radlab.tasks import task_cli, task_names
+
+DEMO_MARKER = ".radlab-demo"
+# Known noise from libraries (deprecations inside Lightning, expected states on resume); filtered only
+# while a radlab command runs, never at import.
+_NOISE = (
+    r".*isinstance\(treespec, LeafSpec\).*",
+    r"Checkpoint directory .* exists and is not empty.*",
+    r".*does not have many workers which may be a bottleneck.*",
+)
+
+app = typer.Typer(
+    name="radlab",
+    help="Reproducible recipes, official formats and metrics for MURA, MRNet, RSNA Pneumonia and RSNA ICH.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+synth_app = typer.Typer(help="Write synthetic data in a challenge's official layout.", no_args_is_help=True)
+codalab_app = typer.Typer(help="Package a trained run as a CodaLab submission bundle.", no_args_is_help=True)
+app.add_typer(synth_app, name="synth")
+app.add_typer(codalab_app, name="codalab")
+
+for _name in task_names():
+    _module = task_cli(_name)
+    app.add_typer(_module.app, name=_name)
+    synth_app.command(_name)(_module.synth)
+    if hasattr(_module, "codalab"):
+        codalab_app.command(_name)(_module.codalab)
+
+
+@app.command()
+def demo(
+    task: Annotated[str, typer.Option(help=f"One of {', '.join(task_names())}, or all.")] = "mura",
+    out: Annotated[Path, typer.Option(help="Folder for data, runs and outputs.")] = Path("radlab-demo"),
+) -> None:
+    """Synthetic data -> train (cpu-small) -> predict -> evaluate, on the CPU in minutes."""
+    names = task_names() if task == "all" else [task]
+    if task != "all" and task not in task_names():
+        raise typer.BadParameter(f"unknown task {task!r}; choose from {', '.join(task_names())} or all")
+    for name in names:
+        target = prepare_demo_folder(out, name)
+        task_cli(name).demo(target)
+
+
+def prepare_demo_folder(out: Path, task: str) -> Path:
+    """`out/task`, emptied if an earlier demo made it; a folder radlab did not make is never deleted."""
+    if out.exists() and any(out.iterdir()) and not (out / DEMO_MARKER).exists():
+        raise RadlabError(f"{out} exists and was not made by `radlab demo`; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARKER).touch()
+    target = out / task
+    if target.exists():
+        shutil.rmtree(target)
+    return target
+
+
+def main() -> None:
+    """Console entry point: runs the app, turning radlab's errors into one line and an exit code."""
+    with warnings.catch_warnings():
+        for pattern in _NOISE:
+            warnings.filterwarnings("ignore", message=pattern)
+        try:
+            app()
+        except RadlabError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)

@@ -1,0 +1,119 @@
+"""`radlab mura ...` commands, plus this task's `synth`, `codalab` and `demo` entries.
+
+Heavy imports (torch, lightning) happen inside the commands so `radlab --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="MURA: study-level normal/abnormal from bone X-rays (DenseNet-169, Cohen's kappa).",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def train(
+    data_root: Annotated[Path, typer.Option("--data-root", help="Folder holding MURA-v1.1/ (or MURA-v1.1 itself).")],
+    out: Annotated[Path, typer.Option("--out", help="Run directory to create (or resume).")],
+    config: Annotated[str | None, typer.Option("--config", help="Preset name (paper, cpu-small) or YAML file.")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a config key: a.b=value.")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")
+    ] = False,
+) -> None:
+    """Train on the train split, validate on the valid split; keeps the best validation kappa."""
+    from radlab.tasks.mura.demo import results_table
+    from radlab.tasks.mura.train import train as run_training
+
+    metrics = run_training(data_root, out, config, overrides or [], resume)
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    console.print(results_table(metrics["study_level"]))
+    console.print(f"kept epoch {metrics['epoch']} ({metrics['monitor']}); model in {out / 'model.safetensors'}")
+
+
+@app.command()
+def predict(
+    input_csv: Annotated[Path, typer.Argument(metavar="INPUT", help="Headerless image-paths CSV.")],
+    output_csv: Annotated[Path, typer.Argument(metavar="OUTPUT_CSV", help="CodaLab predictions to write.")],
+    model: Annotated[Path, typer.Option("--model", help="Run directory of a trained model.")],
+    data_root: Annotated[Path, typer.Option("--data-root", help="Folder the CSV paths are relative to.")] = Path("."),
+    threshold: Annotated[float | None, typer.Option(help="Abnormal if p > threshold (default: the run's).")] = None,
+    tta: Annotated[bool | None, typer.Option("--tta/--no-tta", help="Average with the mirrored image.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per forward pass.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Decoding processes.")] = None,
+    probs: Annotated[Path | None, typer.Option("--probs", help="Also write study probabilities here.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on the first unreadable image.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, ...")] = "auto",
+) -> None:
+    """Write one `study/,label` row per study (CodaLab format), in first-seen order."""
+    from radlab.core.console import info
+    from radlab.tasks.mura.predict import describe, predict_csv
+
+    summary = predict_csv(
+        input_csv,
+        output_csv,
+        model,
+        data_root,
+        threshold=threshold,
+        tta_hflip=tta,
+        batch_size=batch_size,
+        num_workers=workers,
+        strict=strict,
+        probabilities_csv=probs,
+        device=device,
+    )
+    info(f"{describe(summary)} -> {output_csv}")
+
+
+@app.command()
+def evaluate(
+    truth_csv: Annotated[Path, typer.Argument(metavar="TRUTH_CSV", help="*_labeled_studies.csv (or test format).")],
+    predictions_csv: Annotated[Path, typer.Argument(metavar="PREDICTIONS_CSV", help="CodaLab predictions.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Add sensitivity, specificity, confusion, AUROC.")] = False,
+    probs: Annotated[Path | None, typer.Option("--probs", help="Study probabilities, for AUROC.")] = None,
+) -> None:
+    """The official MURA evaluator: prints its JSON line (kappa and interval per body part, overall)."""
+    from radlab.tasks.mura.evaluate import evaluate_files
+
+    official, details = evaluate_files(truth_csv, predictions_csv, probs)
+    print(json.dumps({**official, "details": details} if as_json else official))
+
+
+def synth(
+    out: Annotated[Path, typer.Argument(help="Folder to write MURA-v1.1/ into.")],
+    studies: Annotated[int, typer.Option(help="Studies in train + valid.", min=14)] = 600,
+    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
+) -> None:
+    """Synthetic MURA-v1.1: official layout and CSVs, learnable findings, RGB/LA/inverted quirks."""
+    from radlab.core.console import info
+    from radlab.tasks.mura.synth import synthesize_mura
+
+    counts = synthesize_mura(out, studies=studies, seed=seed)
+    info(f"wrote {out / 'MURA-v1.1'}: train {counts['train']}, valid {counts['valid']}")
+
+
+def codalab(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory of a trained model.")],
+    out_dir: Annotated[Path, typer.Argument(help="Bundle folder to create (holds src/).")],
+) -> None:
+    """A self-contained bundle: `python src/predict.py valid_image_paths.csv predictions.csv`."""
+    from radlab.core.console import info
+    from radlab.tasks.mura.codalab import build_bundle
+
+    entry = build_bundle(run_dir, out_dir)
+    info(f"wrote {entry}; run it as: python {entry.relative_to(out_dir)} valid_image_paths.csv predictions.csv")
+
+
+def demo(out: Path) -> None:
+    """Synthetic data, cpu-small training, prediction and the official evaluation, in `out`."""
+    from radlab.tasks.mura.demo import run_demo
+
+    run_demo(out)

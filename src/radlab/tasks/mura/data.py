@@ -1,0 +1,171 @@
+"""MURA splits as tables and as a Dataset (one item per image; labels from the CSV, never the path)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from radlab.core.console import warn
+from radlab.core.errors import RadlabDataError
+from radlab.core.io.dataset import ImageFileDataset
+from radlab.core.transforms import ImageTransform, build_image_transform
+from radlab.tasks.mura.formats import (
+    STUDY_TYPES,
+    ImagePath,
+    read_image_paths,
+    read_labeled_studies,
+    resolve_data_root,
+    split_csvs,
+    study_type,
+)
+
+UNKNOWN_TYPE = len(STUDY_TYPES)
+
+
+@dataclass
+class StudyGroups:
+    """Images grouped into studies in first-seen order."""
+
+    images: list[ImagePath]
+    image_study: np.ndarray
+    studies: list[str]
+
+    @property
+    def study_types(self) -> list[str | None]:
+        return [study_type(s) for s in self.studies]
+
+    @property
+    def study_type_ids(self) -> np.ndarray:
+        return np.array([type_id(t) for t in self.study_types], dtype=np.int64)
+
+
+@dataclass
+class MuraSplit(StudyGroups):
+    """A labelled split: StudyGroups plus one 0/1 label per study."""
+
+    study_labels: np.ndarray
+
+    @property
+    def image_labels(self) -> np.ndarray:
+        return self.study_labels[self.image_study]
+
+
+def type_id(name: str | None) -> int:
+    return STUDY_TYPES.index(name) if name in STUDY_TYPES else UNKNOWN_TYPE
+
+
+def group_studies(images: Sequence[ImagePath]) -> StudyGroups:
+    """Assign every image to its study (folder + `/`), studies numbered in first-seen order."""
+    index: dict[str, int] = {}
+    image_study = np.empty(len(images), dtype=np.int64)
+    for i, image in enumerate(images):
+        image_study[i] = index.setdefault(image.study, len(index))
+    return StudyGroups(list(images), image_study, list(index))
+
+
+def load_split(data_root: str | Path, split: str) -> MuraSplit:
+    """Join `{split}_image_paths.csv` to `{split}_labeled_studies.csv` on the study key."""
+    root = resolve_data_root(data_root)
+    paths_csv, labels_csv = split_csvs(root, split)
+    groups = group_studies(read_image_paths(paths_csv))
+    labels: dict[str, int] = {}
+    for row in read_labeled_studies(labels_csv):
+        if labels.setdefault(row.study, row.label) != row.label:
+            raise RadlabDataError(labels_csv, f"study {row.study} is labelled both 0 and 1", row.line)
+    study_labels = np.empty(len(groups.studies), dtype=np.int64)
+    for s, study in enumerate(groups.studies):
+        if study not in labels:
+            line = next(image.line for image in groups.images if image.study == study)
+            raise RadlabDataError(paths_csv, f"study {study} has no label in {labels_csv.name}", line)
+        study_labels[s] = labels[study]
+    unused = len(set(labels) - set(groups.studies))
+    if unused:
+        warn(f"{labels_csv}: {unused} labelled studies have no image in {paths_csv.name}")
+    return MuraSplit(groups.images, groups.image_study, groups.studies, study_labels)
+
+
+class MuraDataset(ImageFileDataset):
+    """Images of one MURA split with their study's label and type: the TorchXRayVision-style constructor
+    `(data_root, split, transform)` every radlab task dataset shares."""
+
+    def __init__(
+        self,
+        data_root: str | Path,
+        split: Literal["train", "valid"] | str = "train",
+        transform: ImageTransform | None = None,
+    ) -> None:
+        root = resolve_data_root(data_root)
+        self.split = load_split(root, split)
+        transform = transform or build_image_transform(320)
+        super().__init__([root / image.path for image in self.split.images], transform, transform.output_shape)
+        self.labels = self.split.image_labels.astype(np.float32)
+        self.type_ids = self.split.study_type_ids[self.split.image_study]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:  # type: ignore[override]
+        sample: dict[str, Any] = dict(super().__getitem__(index))
+        sample["label"] = self.labels[index]
+        sample["type"] = self.type_ids[index]
+        return sample
+
+
+def class_weights(split: MuraSplit, mode: str) -> np.ndarray:
+    """Per study type (rows ELBOW..WRIST, then unknown) the BCE weights [w_negative, w_positive].
+
+    The paper: w_pos = N_T / (A_T + N_T), w_neg = A_T / (A_T + N_T) with A_T, N_T the abnormal and normal
+    training images of type T. "global" uses all types' counts; "none" weighs every image 1. A type
+    without both classes falls back to the global weights.
+    """
+    weights = np.ones((UNKNOWN_TYPE + 1, 2), dtype=np.float64)
+    if mode == "none":
+        return weights
+    labels, types = split.image_labels, split.study_type_ids[split.image_study]
+    overall = _weight_pair(labels)
+    weights[:] = overall
+    if mode == "per_type":
+        for t in range(UNKNOWN_TYPE):
+            of_type = labels[types == t]
+            if 0 < of_type.sum() < of_type.size:
+                weights[t] = _weight_pair(of_type)
+    return weights
+
+
+def _weight_pair(labels: np.ndarray) -> tuple[float, float]:
+    abnormal = float(labels.sum())
+    total = float(labels.size)
+    if total == 0 or abnormal in (0.0, total):
+        return (1.0, 1.0)
+    return (abnormal / total, (total - abnormal) / total)
+
+
+def split_statistics(split: MuraSplit, weights: np.ndarray) -> dict[str, Any]:
+    """Counts per study type, the loss weights and the majority label (predict's fallback for a study
+    with no readable image)."""
+    per_type: dict[str, Any] = {}
+    study_type_ids = split.study_type_ids
+    for t, name in enumerate((*STUDY_TYPES, "UNKNOWN")):
+        study_mask = study_type_ids == t
+        image_mask = study_mask[split.image_study]
+        abnormal = int(split.study_labels[study_mask].sum())
+        studies = int(study_mask.sum())
+        if studies == 0:
+            continue
+        per_type[name] = {
+            "studies": studies,
+            "abnormal_studies": abnormal,
+            "images": int(image_mask.sum()),
+            "abnormal_images": int(split.image_labels[image_mask].sum()),
+            "loss_weights": {"negative": float(weights[t, 0]), "positive": float(weights[t, 1])},
+            "majority_label": int(abnormal * 2 > studies),
+        }
+    prevalence = float(split.study_labels.mean()) if len(split.study_labels) else 0.0
+    return {
+        "studies": len(split.studies),
+        "images": len(split.images),
+        "abnormal_prevalence": prevalence,
+        "majority_label": int(prevalence > 0.5),
+        "types": per_type,
+    }

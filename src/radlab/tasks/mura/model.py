@@ -1,0 +1,47 @@
+"""The MURA network: a timm backbone with one logit, normalisation inside; building and loading it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from radlab.core.config import read_yaml, validate_config
+from radlab.core.engine.run_dir import RunDir
+from radlab.core.errors import RadlabDataError
+from radlab.core.models import ImageClassifier, create_backbone, load_weights
+from radlab.tasks.mura.config import MuraConfig
+
+
+def build_model(config: MuraConfig, initialise: bool = True) -> ImageClassifier:
+    """The classifier of `config`; `initialise` loads the configured pretrained weights (training only)."""
+    backbone = create_backbone(
+        config.model.backbone,
+        num_classes=1,
+        pretrained=config.model.pretrained and initialise,
+        weights_file=config.model.weights_file if initialise else None,
+        trust_pickle=config.model.trust_pickle,
+        drop_rate=config.model.drop_rate,
+    )
+    return ImageClassifier(backbone, config.data.mean, config.data.std)
+
+
+def load_run_config(run_dir: str | Path) -> MuraConfig:
+    """The resolved config a run was trained with."""
+    run = RunDir(Path(run_dir))
+    run.require_model()
+    config = validate_config(MuraConfig, read_yaml(run.config, "run config"), source=str(run.config))
+    return config
+
+
+def load_model(run_dir: str | Path) -> tuple[MuraConfig, ImageClassifier]:
+    """Rebuild the network of a finished run and load its weights (safetensors only)."""
+    run = RunDir(Path(run_dir))
+    config = load_run_config(run_dir)
+    model = build_model(config, initialise=False)
+    state = load_weights(run.weights)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise RadlabDataError(
+            run.weights,
+            f"weights do not match {config.model.backbone} (missing {len(missing)}, unexpected {len(unexpected)})",
+        )
+    return config, model.eval()

@@ -1,0 +1,141 @@
+"""`radlab mura predict`: the CodaLab contract, streaming, batched across studies, never losing a study.
+
+Paths come from a headerless image-paths CSV; one row per study leaves, in first-seen order. An image that
+cannot be read costs a warning and its study is predicted from its other images; a study with no readable
+image gets its body part's majority training label and is listed at the end. `strict` makes any bad image
+an error instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from radlab.core.console import warn
+from radlab.core.engine.run_dir import RunDir
+from radlab.core.errors import RadlabDataError, RadlabError
+from radlab.core.infer import pick_device, stream_predictions
+from radlab.core.io.dataset import ImageFileDataset
+from radlab.core.transforms import build_image_transform
+from radlab.tasks.mura.data import group_studies
+from radlab.tasks.mura.formats import read_image_paths, study_type, write_predictions, write_probabilities
+from radlab.tasks.mura.model import load_model
+from radlab.tasks.mura.pooling import StudyPooler
+
+
+@dataclass
+class PredictionSummary:
+    """What a predict run did, for the closing message."""
+
+    studies: int
+    images: int
+    unreadable_images: int
+    abnormal: int
+    fallback_studies: list[str] = field(default_factory=list)
+
+
+def predict_csv(
+    input_csv: str | Path,
+    output_csv: str | Path,
+    run_dir: str | Path,
+    data_root: str | Path = ".",
+    *,
+    threshold: float | None = None,
+    tta_hflip: bool | None = None,
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+    strict: bool = False,
+    probabilities_csv: str | Path | None = None,
+    device: str = "auto",
+) -> PredictionSummary:
+    """Predict every study of `input_csv` with the model in `run_dir` and write the CodaLab file."""
+    config, model = load_model(run_dir)
+    options = config.predict
+    threshold = options.threshold if threshold is None else threshold
+    fallback = _fallback_labels(RunDir(Path(run_dir)))
+
+    images = read_image_paths(input_csv)
+    groups = group_studies(images)
+    transform = build_image_transform(config.data.image_size, resize=config.data.resize)
+    dataset = ImageFileDataset([Path(data_root) / image.path for image in images], transform, transform.output_shape)
+    pooler = StudyPooler(len(groups.studies), options.pooling)
+    unreadable = 0
+    for batch in stream_predictions(
+        model,
+        dataset,
+        batch_size=batch_size or options.batch_size,
+        num_workers=options.num_workers if num_workers is None else num_workers,
+        device=pick_device(device),
+        tta_hflip=options.tta_hflip if tta_hflip is None else tta_hflip,
+        description=f"predicting {len(groups.studies)} studies",
+    ):
+        readable = np.array([not error for error in batch.errors])
+        for index, error in zip(batch.indices, batch.errors, strict=True):
+            if error:
+                unreadable += 1
+                line = images[int(index)].line
+                if strict:
+                    raise RadlabDataError(input_csv, f"{error} (--strict)", line)
+                warn(f"{input_csv}:{line}: {error}; its study is predicted from its other images")
+        pooler.add(groups.image_study[batch.indices], batch.probs[:, 0], readable)
+
+    probabilities = pooler.probabilities()
+    labels = (probabilities > threshold).astype(np.int64)
+    fallback_studies = []
+    for s in np.flatnonzero(~pooler.has_image):
+        study = groups.studies[s]
+        labels[s], probabilities[s] = fallback(study)
+        fallback_studies.append(study)
+    write_predictions(output_csv, zip(groups.studies, labels.tolist(), strict=True))
+    if probabilities_csv is not None:
+        write_probabilities(probabilities_csv, zip(groups.studies, probabilities.tolist(), strict=True))
+    for study in fallback_studies:
+        warn(f"no readable image in {study}: given the training majority label for its body part")
+    return PredictionSummary(len(groups.studies), len(images), unreadable, int(labels.sum()), fallback_studies)
+
+
+def _fallback_labels(run: RunDir) -> Callable[[str], tuple[int, float]]:
+    """study -> (label, probability) for a study with no readable image: its type's training majority."""
+    try:
+        stats = run.read_json("data_stats.json")
+    except RadlabDataError:
+        stats = {"types": {}, "majority_label": 0, "abnormal_prevalence": 0.0}
+
+    def fallback(study: str) -> tuple[int, float]:
+        of_type = stats["types"].get(study_type(study) or "UNKNOWN")
+        if of_type:
+            return of_type["majority_label"], of_type["abnormal_studies"] / of_type["studies"]
+        return stats["majority_label"], stats["abnormal_prevalence"]
+
+    return fallback
+
+
+def codalab_main(argv: list[str], model_dir: Path) -> int:
+    """`python src/predict.py paths.csv predictions.csv` inside a CodaLab bundle (paths relative to cwd)."""
+    if len(argv) != 2:
+        print("usage: python src/predict.py IMAGE_PATHS_CSV OUTPUT_CSV", file=sys.stderr)
+        return 2
+    try:
+        summary = predict_csv(argv[0], argv[1], model_dir, data_root=Path.cwd())
+    except RadlabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(
+        f"wrote {summary.studies} studies ({summary.abnormal} abnormal) from {summary.images} images to {argv[1]}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def describe(summary: PredictionSummary) -> str:
+    """One human line about a finished prediction."""
+    text = f"{summary.studies} studies from {summary.images} images: {summary.abnormal} abnormal"
+    if summary.unreadable_images:
+        text += f"; {summary.unreadable_images} unreadable images"
+    if summary.fallback_studies:
+        text += f"; {len(summary.fallback_studies)} studies given the fallback label"
+    return text

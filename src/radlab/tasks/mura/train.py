@@ -1,0 +1,99 @@
+"""`radlab mura train`: data, recipe and Lightning trainer wired together; the run directory kept current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from radlab.core.config import config_to_yaml, deep_merge, parse_overrides, read_yaml, validate_config
+from radlab.core.engine.run_dir import RunDir
+from radlab.core.engine.trainer import build_trainer
+from radlab.core.errors import RadlabConfigError
+from radlab.core.io.atomic import atomic_write_text
+from radlab.core.transforms import build_image_transform, seed_worker_transforms
+from radlab.tasks.mura.config import MuraConfig, load_mura_config
+from radlab.tasks.mura.data import MuraDataset, class_weights, split_statistics
+from radlab.tasks.mura.formats import resolve_data_root
+from radlab.tasks.mura.recipe import MuraRecipe
+
+
+def resolve_run_config(
+    run: RunDir, config_name: str | None, overrides: list[str] | tuple[str, ...], resume: bool
+) -> MuraConfig:
+    """A new run takes a preset or file plus overrides; a resumed run takes its own config plus overrides."""
+    if not resume:
+        return load_mura_config(config_name, overrides)
+    if config_name is not None:
+        raise RadlabConfigError("--config cannot change a run being resumed; use --set key=value")
+    saved = read_yaml(run.config, "run config")
+    return validate_config(MuraConfig, deep_merge(saved, parse_overrides(overrides)), source=str(run.config))
+
+
+def train(
+    data_root: str | Path,
+    out: str | Path,
+    config_name: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Train (or resume) a MURA model into `out`; returns the kept checkpoint's metrics."""
+    run = RunDir(Path(out))
+    if resume:
+        checkpoint = run.start(resume=True)
+        config = resolve_run_config(run, config_name, overrides, resume=True)
+        root = resolve_data_root(data_root)
+    else:
+        config = resolve_run_config(run, config_name, overrides, resume=False)
+        root = resolve_data_root(data_root)
+        checkpoint = run.start(resume=False)
+    atomic_write_text(run.config, config_to_yaml(config))
+
+    L.seed_everything(config.train.seed, workers=True, verbose=False)
+    data, aug = config.data, config.augment
+    train_set = MuraDataset(
+        root,
+        "train",
+        build_image_transform(
+            data.image_size,
+            train=True,
+            hflip=aug.hflip,
+            rotate_deg=aug.rotate_deg,
+            resize=data.resize,
+            seed=config.train.seed,
+        ),
+    )
+    valid_set = MuraDataset(root, "valid", build_image_transform(data.image_size, resize=data.resize))
+    weights = class_weights(train_set.split, config.train.loss_weighting)
+    run.write_json("data_stats.json", split_statistics(train_set.split, weights))
+
+    recipe = MuraRecipe(config, weights, valid_set.split)
+    monitor = config.train.monitor
+    trainer = build_trainer(config.train, run, monitor=f"val/{monitor}", mode="min" if monitor == "loss" else "max")
+    trainer.fit(
+        recipe,
+        train_dataloaders=_loader(train_set, config, shuffle=True),
+        val_dataloaders=_loader(valid_set, config, shuffle=False),
+        ckpt_path=str(checkpoint) if checkpoint else None,
+    )
+    metrics = run.read_json("metrics.json")
+    metrics["stopped_epoch"] = trainer.current_epoch
+    return metrics
+
+
+def _loader(dataset: MuraDataset, config: MuraConfig, shuffle: bool) -> DataLoader:
+    workers = config.data.num_workers
+    batch_size = config.train.batch_size
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=shuffle and len(dataset) > batch_size,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        worker_init_fn=seed_worker_transforms,
+        pin_memory=torch.cuda.is_available(),
+    )

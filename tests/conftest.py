@@ -1,0 +1,58 @@
+"""Shared fixtures: tiny synthetic data sets and a tiny trained run, made once per test session."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TINY_TRAIN = (
+    "model.backbone=test_resnet",
+    "data.image_size=32",
+    "data.num_workers=0",
+    "train.max_epochs=2",
+    "train.batch_size=16",
+    "train.progress=quiet",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_mura(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 40-study synthetic MURA-v1.1 tree (parent folder returned)."""
+    from radlab.tasks.mura.synth import synthesize_mura
+
+    root = tmp_path_factory.mktemp("mura")
+    synthesize_mura(root, studies=40, seed=7, workers=1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_mura: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished (2-epoch, 32 px) MURA run directory trained on `tiny_mura`."""
+    from radlab.tasks.mura.train import train
+
+    run = tmp_path_factory.mktemp("runs") / "tiny"
+    train(tiny_mura, run, "cpu-small", list(TINY_TRAIN))
+    return run
+
+
+def csv_rows(path: Path) -> list[list[str]]:
+    """All rows of a CSV file."""
+    with open(path, newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run `python -m radlab ARGS` in a subprocess: real exit codes, real stdout and stderr."""
+    return subprocess.run(
+        [sys.executable, "-m", "radlab", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200"},
+    )

@@ -1,0 +1,56 @@
+import os
+import subprocess
+import sys
+import sysconfig
+
+from radlab.tasks.mura.codalab import build_bundle
+from radlab.tasks.mura.predict import predict_csv
+
+
+def test_bundle_runs_the_codalab_command_without_radlab_installed(tiny_run, tiny_mura, tmp_path):
+    bundle = tmp_path / "bundle"
+    build_bundle(tiny_run, bundle)
+    assert (bundle / "src" / "model" / "model.safetensors").is_file()
+    assert (bundle / "src" / "vendor" / "radlab" / "tasks" / "mura" / "predict.py").is_file()
+
+    # -S skips site-packages' .pth files (where the editable radlab lives); the libraries come from
+    # PYTHONPATH, radlab only from the bundle.
+    env = {**os.environ, "PYTHONPATH": sysconfig.get_paths()["purelib"]}
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-S",
+            "-c",
+            "import sys; sys.path.insert(0, sys.argv[1]); import radlab; print(radlab.__file__)",
+            str(bundle / "src" / "vendor"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert probe.stdout.startswith(str(bundle))
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-S",
+            str(bundle / "src" / "predict.py"),
+            "MURA-v1.1/valid_image_paths.csv",
+            "predictions.csv",
+        ],
+        cwd=tiny_mura,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    predict_csv(tiny_mura / "MURA-v1.1/valid_image_paths.csv", tmp_path / "expected.csv", tiny_run, tiny_mura)
+    assert (tiny_mura / "predictions.csv").read_text() == (tmp_path / "expected.csv").read_text()
+    (tiny_mura / "predictions.csv").unlink()
+
+
+def test_bundle_usage_error(tiny_run, tmp_path):
+    build_bundle(tiny_run, tmp_path / "b")
+    result = subprocess.run([sys.executable, str(tmp_path / "b/src/predict.py")], capture_output=True, text=True)
+    assert result.returncode == 2 and "usage:" in result.stderr

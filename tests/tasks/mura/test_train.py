@@ -1,0 +1,138 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from tests.conftest import TINY_TRAIN, run_cli
+
+from radlab.core.engine.callbacks import read_history
+from radlab.core.engine.checkpoint_io import load_checkpoint_file
+from radlab.core.engine.run_dir import RunDir
+from radlab.core.models import load_weights
+from radlab.tasks.mura.synth import synthesize_mura
+from radlab.tasks.mura.train import train
+
+
+def _sets(*overrides):
+    return [arg for item in (*TINY_TRAIN, *overrides) for arg in ("--set", item)]
+
+
+def test_run_directory_holds_what_the_spec_lists(tiny_run):
+    run = RunDir(tiny_run)
+    for path in (run.config, run.weights, run.metrics, run.history, run.last_checkpoint, run.best_checkpoint):
+        assert path.is_file(), path
+    assert sorted(p.suffix for p in tiny_run.rglob("*") if p.is_file()) == [
+        ".csv",
+        ".json",
+        ".json",
+        ".safetensors",
+        ".safetensors",
+        ".safetensors",
+        ".yaml",
+    ]
+    assert [row["epoch"] for row in read_history(run.history)] == ["1", "2"]
+    metrics = run.read_json("metrics.json")
+    assert {"Overall", "Wrist"} <= set(metrics["study_level"])
+    assert {"kappa", "auroc", "sensitivity", "specificity"} <= set(metrics["study_level"]["Overall"])
+
+
+def test_existing_run_is_refused_without_resume(tiny_mura, tiny_run):
+    result = run_cli("mura", "train", "--data-root", tiny_mura, "--out", tiny_run, "--config", "cpu-small")
+    assert result.returncode == 1 and "--resume" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "message"),
+    [
+        (["--set", "train.lrr=1"], 2, "unknown key 'train.lrr'"),
+        (["--config", "nope"], 2, "unknown preset 'nope'"),
+    ],
+)
+def test_config_errors_exit_2_before_anything_is_written(tiny_mura, tmp_path, extra, code, message):
+    result = run_cli("mura", "train", "--data-root", tiny_mura, "--out", tmp_path / "run", *extra)
+    assert result.returncode == code and message in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_training_lowers_the_loss_and_beats_chance(tmp_path):
+    synthesize_mura(tmp_path / "data", studies=320, seed=3, workers=2)
+    metrics = train(
+        tmp_path / "data",
+        tmp_path / "run",
+        "cpu-small",
+        [
+            "train.max_epochs=8",
+            "train.early_stopping_patience=null",
+            "data.num_workers=1",
+            "train.progress=quiet",
+        ],
+    )
+    history = read_history(tmp_path / "run" / "history.csv")
+    losses = [float(row["train/loss"]) for row in history]
+    assert losses[-1] < losses[0]
+    overall = metrics["study_level"]["Overall"]
+    assert overall["auroc"] > 0.8, overall
+    assert overall["kappa"] > 0.4, overall
+
+
+def _wait_for(condition, timeout=180.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def test_kill_9_during_training_then_resume_continues_from_last_checkpoint(tiny_mura, tmp_path):
+    run = RunDir(tmp_path / "run")
+    args = [
+        "mura",
+        "train",
+        "--data-root",
+        tiny_mura,
+        "--out",
+        run.root,
+        "--config",
+        "cpu-small",
+        *_sets("train.max_epochs=60", "train.early_stopping_patience=null"),
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "radlab", *map(str, args)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        _wait_for(lambda: len(read_history(run.history)) >= 3 and run.last_checkpoint.is_file())
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    # Nothing half-written stands under a final name: every file there parses completely.
+    killed_at = load_checkpoint_file(run.last_checkpoint)["epoch"]
+    load_checkpoint_file(run.best_checkpoint)
+    load_weights(run.weights)
+    run.read_json("metrics.json")
+    assert len(read_history(run.history)) >= killed_at + 1
+
+    result = run_cli(
+        "mura",
+        "train",
+        "--data-root",
+        tiny_mura,
+        "--out",
+        run.root,
+        "--resume",
+        "--set",
+        f"train.max_epochs={killed_at + 3}",
+        "--set",
+        "train.progress=lines",
+    )
+    assert result.returncode == 0, result.stderr
+    epoch_lines = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]
+    assert epoch_lines[0].startswith(f"epoch {killed_at + 2}/{killed_at + 3}")  # resumed, not restarted
+    assert load_checkpoint_file(run.last_checkpoint)["epoch"] == killed_at + 2
+    assert [int(r["epoch"]) for r in read_history(run.history)] == list(range(1, killed_at + 4))

@@ -1,0 +1,59 @@
+import json
+
+import pytest
+
+from radlab.cli import DEMO_MARKER, prepare_demo_folder
+from radlab.core.errors import RadlabError
+from tests.conftest import TINY_TRAIN, run_cli
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["mura"],
+        ["mura", "train"],
+        ["mura", "predict"],
+        ["mura", "evaluate"],
+        ["synth"],
+        ["synth", "mura"],
+        ["codalab", "mura"],
+        ["demo"],
+    ],
+)
+def test_every_command_has_help(command):
+    result = run_cli(*command, "--help")
+    assert result.returncode == 0 and "Usage" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["mura", "predict"], ["mura", "evaluate", "only-one.csv"], ["mura", "train", "--out", "x"], ["nope"]],
+)
+def test_usage_errors_exit_2(args):
+    assert run_cli(*args).returncode == 2
+
+
+def test_synth_command(tmp_path):
+    result = run_cli("synth", "mura", tmp_path, "--studies", "14", "--seed", "3")
+    assert result.returncode == 0 and (tmp_path / "MURA-v1.1" / "valid_labeled_studies.csv").is_file()
+
+
+def test_demo_folder_is_reused_only_if_a_demo_made_it(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    with pytest.raises(RadlabError, match="not made by `radlab demo`"):
+        prepare_demo_folder(tmp_path / "mine", "mura")
+    target = prepare_demo_folder(tmp_path / "demo", "mura")
+    target.mkdir()
+    (target / "old").write_text("x")
+    assert prepare_demo_folder(tmp_path / "demo", "mura") == target and not target.exists()
+    assert (tmp_path / "demo" / DEMO_MARKER).exists()
+
+
+def test_mura_demo_prints_the_official_json_line(tmp_path, capsys):
+    from radlab.tasks.mura.demo import run_demo
+
+    official = run_demo(tmp_path, studies=40, overrides=TINY_TRAIN)
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line == official and list(line)[-3:] == ["Overall_Mean", "Overall_Lower", "Overall_Upper"]
