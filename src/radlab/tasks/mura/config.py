@@ -52,7 +52,7 @@ class TrainConfig(EngineConfig):
 
 
 class PredictConfig(StrictModel):
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(8, ge=1)
     num_workers: int = Field(2, ge=0)
     pooling: Literal["mean", "max"] = "mean"
     threshold: float = Field(0.5, ge=0.0, le=1.0)
