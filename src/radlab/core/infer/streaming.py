@@ -7,8 +7,9 @@ request 32 GB or fall back to batch size 1).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,6 +36,33 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def iterate_batches(
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    num_workers: int = 2,
+    collate_fn: Callable[[list[Any]], Any] | None = None,
+    pin_memory: bool = False,
+    description: str = "predicting",
+) -> Iterator[Any]:
+    """Batches of `dataset` in order from a bounded prefetching loader, with a progress bar on a terminal.
+
+    Items and batches are dicts with an "index" entry (its length advances the bar)."""
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        prefetch_factor=2 if num_workers > 0 else None,
+        pin_memory=pin_memory,
+        collate_fn=collate_fn,
+    )
+    with _progress(len(dataset), description) as (progress, task):  # type: ignore[arg-type]
+        for batch in loader:
+            yield batch
+            progress.advance(task, len(batch["index"]))
+
+
 def stream_predictions(
     model: nn.Module,
     dataset: Dataset,
@@ -51,17 +79,15 @@ def stream_predictions(
     """
     device = device or pick_device()
     model = model.to(device).eval().to(memory_format=torch.channels_last)
-    loader = DataLoader(
+    batches = iterate_batches(
         dataset,
         batch_size=batch_size,
-        shuffle=False,
         num_workers=num_workers,
-        prefetch_factor=2 if num_workers > 0 else None,
         pin_memory=device.type == "cuda",
+        description=description,
     )
-    total = len(dataset)  # type: ignore[arg-type]
-    with _progress(total, description) as (progress, task), torch.inference_mode():
-        for batch in loader:
+    with torch.inference_mode():
+        for batch in batches:
             images = batch["image"].to(device, non_blocking=True)
             if images.ndim == 4:
                 images = images.contiguous(memory_format=torch.channels_last)
@@ -69,7 +95,6 @@ def stream_predictions(
             if tta_hflip:
                 probs = (probs + torch.sigmoid(model(images.flip(-1)).float())) / 2
             yield PredictedBatch(batch["index"].numpy(), probs.cpu().numpy(), list(batch["error"]))
-            progress.advance(task, len(batch["index"]))
 
 
 class _progress:

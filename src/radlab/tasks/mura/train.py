@@ -9,28 +9,13 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from radlab.core.config import config_to_yaml, deep_merge, parse_overrides, read_yaml, validate_config
-from radlab.core.engine.run_dir import RunDir
+from radlab.core.engine.session import open_run
 from radlab.core.engine.trainer import build_trainer
-from radlab.core.errors import RadlabConfigError
-from radlab.core.io.atomic import atomic_write_text
 from radlab.core.transforms import build_image_transform, seed_worker_transforms
 from radlab.tasks.mura.config import MuraConfig, load_mura_config
 from radlab.tasks.mura.data import MuraDataset, class_weights, split_statistics
 from radlab.tasks.mura.formats import resolve_data_root
 from radlab.tasks.mura.recipe import MuraRecipe
-
-
-def resolve_run_config(
-    run: RunDir, config_name: str | None, overrides: list[str] | tuple[str, ...], resume: bool
-) -> MuraConfig:
-    """A new run takes a preset or file plus overrides; a resumed run takes its own config plus overrides."""
-    if not resume:
-        return load_mura_config(config_name, overrides)
-    if config_name is not None:
-        raise RadlabConfigError("--config cannot change a run being resumed; use --set key=value")
-    saved = read_yaml(run.config, "run config")
-    return validate_config(MuraConfig, deep_merge(saved, parse_overrides(overrides)), source=str(run.config))
 
 
 def train(
@@ -41,16 +26,8 @@ def train(
     resume: bool = False,
 ) -> dict[str, Any]:
     """Train (or resume) a MURA model into `out`; returns the kept checkpoint's metrics."""
-    run = RunDir(Path(out))
-    if resume:
-        checkpoint = run.start(resume=True)
-        config = resolve_run_config(run, config_name, overrides, resume=True)
-        root = resolve_data_root(data_root)
-    else:
-        config = resolve_run_config(run, config_name, overrides, resume=False)
-        root = resolve_data_root(data_root)
-        checkpoint = run.start(resume=False)
-    atomic_write_text(run.config, config_to_yaml(config))
+    root = resolve_data_root(data_root)
+    run, config, checkpoint = open_run(out, MuraConfig, load_mura_config, config_name, overrides, resume)
 
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     data, aug = config.data, config.augment
