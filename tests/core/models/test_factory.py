@@ -58,3 +58,30 @@ def test_classifier_normalises_raw_pixels_and_repeats_gray():
     model = ImageClassifier(backbone, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
     out = model(torch.full((1, 1, 1, 1), 255, dtype=torch.uint8))
     assert out.tolist() == [[2.0, 2.0, 2.0]]  # (1.0 - 0.5) / 0.25 in each of the 3 channels
+
+
+@pytest.mark.parametrize(("name", "features"), [("alexnet", 256), ("resnet18", 512), ("test_resnet", 96)])
+def test_feature_extractors_from_timm_or_torchvision(name, features):
+    from radlab.core.models import create_feature_extractor
+
+    model = create_feature_extractor(name)
+    assert model.num_features == features
+    assert model(torch.zeros(2, 3, 64, 64)).shape == (2, features)
+
+
+def test_torchvision_weights_from_a_local_file(tmp_path):
+    import torchvision
+
+    from radlab.core.models import create_feature_extractor
+
+    source = torchvision.models.alexnet()
+    save_weights(tmp_path / "alexnet.safetensors", source.state_dict())
+    model = create_feature_extractor("alexnet", weights_file=tmp_path / "alexnet.safetensors")
+    assert torch.equal(model.trunk[0].weight, source.features[0].weight)
+
+
+def test_unknown_feature_extractor():
+    from radlab.core.models import create_feature_extractor
+
+    with pytest.raises(RadlabConfigError, match="unknown backbone"):
+        create_feature_extractor("alexnet_nope")

@@ -1,0 +1,42 @@
+"""Read `.npy` volumes safely: no pickles, the declared shape checked before any allocation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from radlab.core.errors import RadlabDataError
+
+MAX_VOXELS = 2**31
+
+
+def read_volume(path: str | Path, ndim: int = 3, max_voxels: int = MAX_VOXELS) -> np.ndarray:
+    """A uint8 array of `ndim` dimensions from a `.npy` file (other integer or float types are rejected).
+
+    The header is read through a memory map, so a file that declares an absurd shape fails here instead of
+    allocating it; object arrays (pickles) are never loaded.
+    """
+    path = Path(path)
+    try:
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise RadlabDataError(path, "file not found") from None
+    except IsADirectoryError:
+        raise RadlabDataError(path, "is a folder, not a .npy file") from None
+    except PermissionError:
+        raise RadlabDataError(path, "permission denied") from None
+    except Exception as exc:  # malformed headers raise many types; all are a bad file, never a crash
+        raise RadlabDataError(path, f"not a readable .npy array ({exc})") from None
+    if not isinstance(mapped, np.ndarray):
+        raise RadlabDataError(path, "holds several arrays (.npz); expected one .npy volume")
+    if mapped.ndim != ndim:
+        raise RadlabDataError(path, f"expected a {ndim}-D volume, got shape {tuple(mapped.shape)}")
+    if mapped.dtype != np.uint8:
+        raise RadlabDataError(path, f"expected uint8 voxels, got {mapped.dtype}")
+    if mapped.size > max_voxels or 0 in mapped.shape:
+        raise RadlabDataError(path, f"implausible shape {tuple(mapped.shape)}")
+    try:
+        return np.array(mapped)
+    except (OSError, ValueError) as exc:
+        raise RadlabDataError(path, f"truncated .npy file ({exc})") from None
