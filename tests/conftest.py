@@ -56,3 +56,32 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
         timeout=timeout,
         env={**os.environ, "COLUMNS": "200"},
     )
+
+
+TINY_MRNET_TRAIN = (
+    "data.image_size=32",
+    "data.num_workers=0",
+    "predict.num_workers=0",
+    "train.max_epochs=1",
+    "train.progress=quiet",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_mrnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 16-exam synthetic MRNet-v1.0 tree (parent folder returned)."""
+    from radlab.tasks.mrnet.synth import synthesize_mrnet
+
+    root = tmp_path_factory.mktemp("mrnet")
+    synthesize_mrnet(root, exams=16, seed=5, workers=1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_mrnet_run(tiny_mrnet: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished one-epoch cpu-small MRNet run (three per-plane networks and the fusion)."""
+    from radlab.tasks.mrnet.train import train
+
+    run = tmp_path_factory.mktemp("mrnet-runs") / "tiny"
+    train(tiny_mrnet, run, "cpu-small", list(TINY_MRNET_TRAIN))
+    return run

@@ -1,0 +1,169 @@
+"""MRNet-v1.0 files: `{split}/{plane}/NNNN.npy` volumes, `{split}-{task}.csv` labels, and the submission.
+
+Ids stay 4-digit strings (a label file whose ids lost their zeros is padded back). The prediction input
+lists three `.npy` paths per exam in any order; the plane is read from the path and exams keep their
+first-seen order. The output has one headerless row `p_abnormal,p_acl,p_meniscus` per exam, in input
+order: the official grader matches rows by position only.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from radlab.core.console import warn
+from radlab.core.errors import RadlabDataError
+from radlab.core.io.atomic import atomic_write_text
+from radlab.core.io.csvfiles import iter_csv_rows
+
+ROOT_NAME = "MRNet-v1.0"
+PLANES = ("axial", "coronal", "sagittal")
+TASKS = ("abnormal", "acl", "meniscus")
+SPLITS = ("train", "valid")
+_PLANE_FOLDER = re.compile(r"(?:^|/)(axial|coronal|sagittal)/")
+
+
+@dataclass
+class Exam:
+    """One exam of a prediction input: its key and, per plane, (CSV line, path)."""
+
+    key: str
+    planes: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+
+def plane_of(path: str) -> str | None:
+    """The plane of a volume path: its `axial/`, `coronal/` or `sagittal/` folder, else a substring."""
+    match = _PLANE_FOLDER.search(path)
+    if match:
+        return match.group(1)
+    found = [plane for plane in PLANES if plane in path.lower()]
+    return found[0] if len(found) == 1 else None
+
+
+def exam_key(path: str, plane: str) -> str:
+    """What identifies an exam across its three planes: the path with the plane removed."""
+    match = _PLANE_FOLDER.search(path)
+    if match:
+        return path[: match.start(1)] + "*" + path[match.end(1) :]
+    return re.sub(plane, "*", path, count=1, flags=re.IGNORECASE)
+
+
+def read_exam_paths(csv_path: str | Path) -> list[Exam]:
+    """The prediction input: `.npy` paths, three per exam in any order, no header; exams in first-seen order."""
+    exams: dict[str, Exam] = {}
+    for line, cells in iter_csv_rows(csv_path):
+        path = cells[0]
+        if len(cells) != 1 or not path.lower().endswith(".npy"):
+            if not exams and len(cells) == 1 and "/" not in path and "." not in path:
+                warn(f"{csv_path}:{line}: skipping a header row {path!r} (MRNet path CSVs have no header)")
+                continue
+            raise RadlabDataError(csv_path, f"expected one .npy path per row, got {','.join(cells)!r}", line)
+        plane = plane_of(path)
+        if plane is None:
+            raise RadlabDataError(csv_path, f"cannot tell the plane (axial, coronal, sagittal) of {path}", line)
+        exam = exams.setdefault(exam_key(path, plane), Exam(exam_key(path, plane)))
+        if plane in exam.planes:
+            raise RadlabDataError(csv_path, f"{plane} given twice for {exam.key}", line)
+        exam.planes[plane] = (line, path)
+    if not exams:
+        raise RadlabDataError(csv_path, "no .npy paths in this file")
+    for exam in exams.values():
+        missing = [p for p in PLANES if p not in exam.planes]
+        if missing:
+            first_line = min(line for line, _ in exam.planes.values())
+            warn(f"{csv_path}:{first_line}: exam {exam.key} lists no {', '.join(missing)}; predicted from the others")
+    return list(exams.values())
+
+
+def normalise_id(raw: str) -> str | None:
+    """`7` or `0007` -> `0007`; anything that is not a non-negative integer -> None."""
+    return raw.zfill(4) if raw.isdigit() else None
+
+
+def read_task_labels(csv_path: str | Path) -> dict[str, int]:
+    """`{split}-{task}.csv`: `NNNN,0|1` rows, no header."""
+    labels: dict[str, int] = {}
+    for line, cells in iter_csv_rows(csv_path):
+        exam_id = normalise_id(cells[0]) if cells else None
+        label = cells[1] if len(cells) == 2 else None
+        if exam_id is None or label not in ("0", "1"):
+            if not labels and len(cells) == 2 and not cells[0].isdigit():
+                warn(f"{csv_path}:{line}: skipping a header row {','.join(cells)!r} (MRNet label CSVs have no header)")
+                continue
+            raise RadlabDataError(csv_path, f"expected 'NNNN,0' or 'NNNN,1', got {','.join(cells)!r}", line)
+        if labels.setdefault(exam_id, int(label)) != int(label):
+            raise RadlabDataError(csv_path, f"exam {exam_id} is labelled both 0 and 1", line)
+    return labels
+
+
+def read_split_labels(data_root: Path, split: str) -> tuple[list[str], np.ndarray]:
+    """Exam ids (ascending) and their (n, 3) labels from the three `{split}-{task}.csv` files."""
+    per_task = {task: read_task_labels(label_csv(data_root, split, task)) for task in TASKS}
+    ids = sorted(per_task["abnormal"])
+    for task in TASKS[1:]:
+        if sorted(per_task[task]) != ids:
+            extra = sorted(set(per_task[task]) ^ set(ids))[:3]
+            raise RadlabDataError(label_csv(data_root, split, task), f"exams differ from {split}-abnormal.csv: {extra}")
+    labels = np.array([[per_task[task][i] for task in TASKS] for i in ids], dtype=np.int64)
+    return ids, labels
+
+
+def read_truth_rows(csv_path: str | Path) -> np.ndarray:
+    """A headerless truth file: one `abnormal,acl,meniscus` row of 0/1 per exam."""
+    rows = []
+    for line, cells in iter_csv_rows(csv_path):
+        if len(cells) != 3 or any(c not in ("0", "1") for c in cells):
+            raise RadlabDataError(csv_path, f"expected 'abnormal,acl,meniscus' as 0/1, got {','.join(cells)!r}", line)
+        rows.append([int(c) for c in cells])
+    if not rows:
+        raise RadlabDataError(csv_path, "no rows in this file")
+    return np.array(rows, dtype=np.int64)
+
+
+def read_predictions(csv_path: str | Path) -> np.ndarray:
+    """A submission: one headerless `p_abnormal,p_acl,p_meniscus` row per exam, probabilities in [0, 1]."""
+    rows = []
+    for line, cells in iter_csv_rows(csv_path):
+        try:
+            values = [float(c) for c in cells]
+        except ValueError:
+            values = []
+        if len(values) != 3 or not all(0.0 <= v <= 1.0 for v in values):
+            hint = " (a header row? submissions have none)" if not rows else ""
+            raise RadlabDataError(csv_path, f"expected three probabilities, got {','.join(cells)!r}{hint}", line)
+        rows.append(values)
+    if not rows:
+        raise RadlabDataError(csv_path, "no predictions in this file")
+    return np.array(rows, dtype=np.float64)
+
+
+def write_predictions(path: str | Path, rows: Iterable[Iterable[float]]) -> None:
+    """The submission: `p_abnormal,p_acl,p_meniscus` per exam, no header, atomically."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerows([f"{float(p):.6f}" for p in row] for row in rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def resolve_data_root(folder: str | Path) -> Path:
+    """The folder holding MRNet-v1.0/ (given either it or MRNet-v1.0 itself)."""
+    folder = Path(folder)
+    if (folder / ROOT_NAME).is_dir():
+        return folder
+    if folder.name == ROOT_NAME and folder.is_dir():
+        return folder.parent
+    raise RadlabDataError(folder, f"no {ROOT_NAME}/ folder here (pass the folder that contains it)")
+
+
+def label_csv(data_root: Path, split: str, task: str) -> Path:
+    return data_root / ROOT_NAME / f"{split}-{task}.csv"
+
+
+def volume_path(data_root: Path, split: str, plane: str, exam_id: str) -> Path:
+    return data_root / ROOT_NAME / split / plane / f"{exam_id}.npy"

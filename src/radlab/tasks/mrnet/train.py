@@ -1,0 +1,208 @@
+"""`radlab mrnet train`: every unit network (9 in the paper, 3 per plane), then the logistic fusion.
+
+Each unit is its own Lightning run under RUN/units/<unit>/ (checkpoints, history, best weights); a finished
+unit is skipped on --resume. The fusion is fitted on training-set logits (or out-of-fold logits from k
+extra trainings per unit) and stored as RUN/fusion.json; RUN/metrics.json holds the valid-split AUROCs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from radlab.core.console import info
+from radlab.core.engine.callbacks import read_history
+from radlab.core.engine.folds import stratified_folds
+from radlab.core.engine.run_dir import RunDir
+from radlab.core.engine.session import open_run
+from radlab.core.engine.trainer import build_trainer
+from radlab.core.io.atomic import atomic_write_text
+from radlab.core.metrics import roc_auc
+from radlab.core.models import load_weights
+from radlab.core.transforms import VolumeTransform, seed_worker_transforms
+from radlab.tasks.mrnet.config import MRNetConfig, load_mrnet_config
+from radlab.tasks.mrnet.data import MRNetDataset, collate_exams
+from radlab.tasks.mrnet.evaluate import official_scores
+from radlab.tasks.mrnet.formats import TASKS, read_split_labels, resolve_data_root, volume_path
+from radlab.tasks.mrnet.fusion import apply_fusion, fit_fusion
+from radlab.tasks.mrnet.inference import unit_logits
+from radlab.tasks.mrnet.model import Unit, build_unit_model, unit_run, units_for
+from radlab.tasks.mrnet.recipe import MRNetUnitRecipe, positive_weights
+
+
+def train(
+    data_root: str | Path,
+    out: str | Path,
+    config_name: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Train (or resume) every unit, fit the fusion, return the valid-split metrics."""
+    root = resolve_data_root(data_root)
+    run, config, _ = open_run(out, MRNetConfig, load_mrnet_config, config_name, overrides, resume)
+    train_ids, train_labels = read_split_labels(root, "train")
+    pos_weight = positive_weights(train_labels)
+    units = units_for(config)
+    for number, unit in enumerate(units, start=1):
+        info(f"unit {number}/{len(units)}: {unit.name} ({', '.join(unit.tasks)})")
+        train_unit(config, root, unit_run(run, unit), unit, pos_weight, resume)
+
+    if config.fusion.source == "oof":
+        fusion_logits = _out_of_fold_logits(config, root, run, units, train_ids, train_labels, pos_weight, resume)
+    else:
+        fusion_logits = unit_logits(
+            load_unit_models(config, run, units),
+            _split_paths(root, "train", train_ids, config),
+            config.data.image_size,
+            batch_size=config.predict.batch_size,
+            num_workers=config.data.num_workers,
+        )
+    fusion = fit_fusion(fusion_logits, train_labels, config.train.tasks, config.train.planes, config.fusion.source)
+    run.write_json("fusion.json", fusion)
+
+    metrics = _validate(config, root, run, units, fusion)
+    run.write_json("metrics.json", metrics)
+    _merge_histories(run, units)
+    return metrics
+
+
+def train_unit(
+    config: MRNetConfig,
+    root: Path,
+    sub: RunDir,
+    unit: Unit,
+    pos_weight: np.ndarray,
+    resume: bool,
+    ids: list[str] | None = None,
+) -> None:
+    """One unit's Lightning run in `sub` (skipped when a resumed run already finished it)."""
+    done = sub.file("done.json")
+    if resume and done.is_file():
+        info(f"  {unit.name}: finished earlier, skipped")
+        return
+    sub.root.mkdir(parents=True, exist_ok=True)
+    checkpoint = sub.last_checkpoint if resume and sub.last_checkpoint.is_file() else None
+    L.seed_everything(config.train.seed, workers=True, verbose=False)
+    aug, size = config.augment, config.data.image_size
+    train_transform = VolumeTransform(
+        size, train=True, rotate_deg=aug.rotate_deg, shift_px=aug.shift_px, hflip=aug.hflip, seed=config.train.seed
+    )
+    train_set = MRNetDataset(root, "train", train_transform, planes=(unit.plane,), ids=ids)
+    valid_set = MRNetDataset(root, "valid", VolumeTransform(size), planes=(unit.plane,))
+    recipe = MRNetUnitRecipe(config, unit, pos_weight)
+    trainer = build_trainer(config.train, sub, monitor="val/loss", mode="min")
+    trainer.fit(
+        recipe,
+        train_dataloaders=_loader(train_set, config, shuffle=True),
+        val_dataloaders=_loader(valid_set, config, shuffle=False),
+        ckpt_path=str(checkpoint) if checkpoint else None,
+    )
+    sub.write_json("done.json", {"epochs": trainer.current_epoch})
+
+
+def load_unit_models(config: MRNetConfig, run: RunDir, units: list[Unit], fold: int | None = None) -> dict:
+    models = {}
+    for unit in units:
+        model = build_unit_model(config, unit, initialise=False)
+        model.load_state_dict(load_weights(unit_run(run, unit, fold).weights))
+        models[unit] = model.eval()
+    return models
+
+
+def _out_of_fold_logits(
+    config: MRNetConfig,
+    root: Path,
+    run: RunDir,
+    units: list[Unit],
+    ids: list[str],
+    labels: np.ndarray,
+    pos_weight: np.ndarray,
+    resume: bool,
+) -> dict[tuple[str, str], np.ndarray]:
+    """Logits for every training exam from networks that did not see it (k extra trainings per unit)."""
+    logits = {(task, unit.plane): np.full(len(ids), np.nan) for unit in units for task in unit.tasks}
+    folds = stratified_folds(labels[:, TASKS.index("abnormal")], config.fusion.folds, config.train.seed)
+    for fold, (kept, held_out) in enumerate(folds):
+        for unit in units:
+            info(f"fold {fold + 1}/{len(folds)}, unit {unit.name}")
+            train_unit(config, root, unit_run(run, unit, fold), unit, pos_weight, resume, [ids[i] for i in kept])
+        fold_logits = unit_logits(
+            load_unit_models(config, run, units, fold),
+            _split_paths(root, "train", [ids[i] for i in held_out], config),
+            config.data.image_size,
+            batch_size=config.predict.batch_size,
+            num_workers=config.data.num_workers,
+        )
+        for key, values in fold_logits.items():
+            logits[key][held_out] = values
+    return logits
+
+
+def _validate(config: MRNetConfig, root: Path, run: RunDir, units: list[Unit], fusion: dict) -> dict[str, Any]:
+    ids, labels = read_split_labels(root, "valid")
+    logits = unit_logits(
+        load_unit_models(config, run, units),
+        _split_paths(root, "valid", ids, config),
+        config.data.image_size,
+        batch_size=config.predict.batch_size,
+        num_workers=config.data.num_workers,
+    )
+    probs, _ = apply_fusion(fusion, logits, len(ids))
+    per_plane = {
+        task: {
+            plane: _finite(roc_auc(labels[:, TASKS.index(task)], values))
+            for (t, plane), values in logits.items()
+            if t == task
+        }
+        for task in config.train.tasks
+    }
+    return {
+        "valid": official_scores(labels, probs, config.train.tasks),
+        "per_plane": per_plane,
+        "units": {unit.name: unit_run(run, unit).read_json("metrics.json") for unit in units},
+    }
+
+
+def _split_paths(root: Path, split: str, ids: list[str], config: MRNetConfig) -> dict[str, list[Path | None]]:
+    return {plane: [volume_path(root, split, plane, i) for i in ids] for plane in config.train.planes}
+
+
+def _merge_histories(run: RunDir, units: list[Unit]) -> None:
+    rows = []
+    for unit in units:
+        for path in sorted(unit_run(run, unit).root.rglob("history.csv")):
+            part = path.parent.name if path.parent.name.startswith("fold") else ""
+            rows += [{"unit": unit.name, "fold": part, **row} for row in read_history(path)]
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(run.history, buffer.getvalue())
+
+
+def _loader(dataset: MRNetDataset, config: MRNetConfig, shuffle: bool) -> DataLoader:
+    workers = config.data.num_workers
+    return DataLoader(
+        dataset,
+        batch_size=config.train.batch_size,
+        shuffle=shuffle,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        worker_init_fn=seed_worker_transforms,
+        collate_fn=collate_exams,
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+def _finite(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
