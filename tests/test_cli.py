@@ -1,29 +1,37 @@
 import json
 
 import pytest
+import typer.main
+from typer.testing import CliRunner
 
-from radlab.cli import DEMO_MARKER, prepare_demo_folder
+from radlab.cli import DEMO_MARKER, app, prepare_demo_folder
 from radlab.core.errors import RadlabError
-from tests.conftest import TINY_TRAIN, run_cli
+from tests.conftest import TINY_MRNET_TRAIN, TINY_TRAIN, run_cli
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        [],
-        ["mura"],
-        ["mura", "train"],
-        ["mura", "predict"],
-        ["mura", "evaluate"],
-        ["synth"],
-        ["synth", "mura"],
-        ["codalab", "mura"],
-        ["demo"],
-    ],
-)
+def _command_paths() -> list[list[str]]:
+    """Every command and group of the app, e.g. [], ["mura"], ["mura", "train"], ["synth", "mrnet"]."""
+    paths: list[list[str]] = [[]]
+
+    def walk(command, prefix):
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            paths.append([*prefix, name])
+            walk(sub, [*prefix, name])
+
+    walk(typer.main.get_command(app), [])
+    return paths
+
+
+def test_every_task_contributes_its_commands():
+    paths = {" ".join(p) for p in _command_paths()}
+    for task in ("mura", "mrnet"):
+        assert {f"{task} train", f"{task} predict", f"{task} evaluate", f"synth {task}", f"codalab {task}"} <= paths
+
+
+@pytest.mark.parametrize("command", _command_paths(), ids=lambda p: " ".join(p) or "radlab")
 def test_every_command_has_help(command):
-    result = run_cli(*command, "--help")
-    assert result.returncode == 0 and "Usage" in result.stdout
+    result = CliRunner().invoke(app, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
 
 
 @pytest.mark.parametrize(
@@ -57,3 +65,11 @@ def test_mura_demo_prints_the_official_json_line(tmp_path, capsys):
     official = run_demo(tmp_path, studies=40, overrides=TINY_TRAIN)
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line == official and list(line)[-3:] == ["Overall_Mean", "Overall_Lower", "Overall_Upper"]
+
+
+def test_mrnet_demo_prints_the_official_json_line(tmp_path, capsys):
+    from radlab.tasks.mrnet.demo import run_demo
+
+    scores = run_demo(tmp_path, exams=16, overrides=TINY_MRNET_TRAIN)
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line == scores and list(line) == ["Abnormal_AUROC", "ACL_AUROC", "Meniscus_AUROC", "Average_AUROC"]
