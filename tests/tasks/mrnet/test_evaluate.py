@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
-from tests.conftest import run_cli
 
 from radlab.tasks.mrnet.evaluate import evaluate_files, official_scores
 from radlab.tasks.mrnet.formats import read_split_labels, write_predictions
+from tests.conftest import run_cli
 
 
 @pytest.mark.parametrize("seed", range(10))

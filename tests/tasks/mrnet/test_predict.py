@@ -3,11 +3,11 @@ import shutil
 
 import numpy as np
 import pytest
-from tests.conftest import run_cli
 
 from radlab.tasks.mrnet.codalab import build_bundle
 from radlab.tasks.mrnet.formats import PLANES, read_predictions, read_split_labels
 from radlab.tasks.mrnet.predict import predict_csv
+from tests.conftest import run_cli
 
 
 def _paths(ids, order_of_planes):

@@ -1,10 +1,10 @@
 import numpy as np
-from tests.conftest import TINY_MRNET_TRAIN, run_cli
 
 from radlab.core.engine.callbacks import read_history
 from radlab.core.engine.run_dir import RunDir
 from radlab.tasks.mrnet.synth import synthesize_mrnet
 from radlab.tasks.mrnet.train import train
+from tests.conftest import TINY_MRNET_TRAIN, run_cli
 
 
 def test_run_directory_holds_units_fusion_and_metrics(tiny_mrnet_run):

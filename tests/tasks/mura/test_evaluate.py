@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import confusion_matrix, roc_auc_score
-from tests.conftest import run_cli
 
 from radlab.tasks.mura.evaluate import evaluate_files
+from tests.conftest import run_cli
 
 PARTS = ["Elbow", "Finger", "Forearm", "Hand", "Humerus", "Shoulder", "Wrist"]
 

@@ -4,10 +4,10 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
-from tests.conftest import csv_rows, run_cli
 
 from radlab.tasks.mura.evaluate import evaluate_files
 from radlab.tasks.mura.predict import predict_csv
+from tests.conftest import csv_rows, run_cli
 
 
 def _rows(path):

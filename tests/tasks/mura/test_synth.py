@@ -3,10 +3,10 @@ from collections import Counter
 
 import numpy as np
 from PIL import Image
-from tests.conftest import csv_rows
 
 from radlab.tasks.mura.data import load_split
 from radlab.tasks.mura.synth import synthesize_mura
+from tests.conftest import csv_rows
 
 PATH = re.compile(r"^MURA-v1\.1/(train|valid)/XR_[A-Z]+/patient\d{5}/study\d+_(positive|negative)/image\d+\.png$")
 

@@ -5,7 +5,6 @@ import sys
 import time
 
 import pytest
-from tests.conftest import TINY_TRAIN, run_cli
 
 from radlab.core.engine.callbacks import read_history
 from radlab.core.engine.checkpoint_io import load_checkpoint_file
@@ -13,6 +12,7 @@ from radlab.core.engine.run_dir import RunDir
 from radlab.core.models import load_weights
 from radlab.tasks.mura.synth import synthesize_mura
 from radlab.tasks.mura.train import train
+from tests.conftest import TINY_TRAIN, run_cli
 
 
 def _sets(*overrides):

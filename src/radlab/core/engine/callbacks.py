@@ -61,15 +61,19 @@ class HistoryWriter(L.Callback):
             info(_format_row(row, trainer.max_epochs))
 
     def _write(self, row: dict[str, Any]) -> None:
-        rows = [r for r in read_history(self.path) if int(r["epoch"]) < row["epoch"]] + [row]
-        columns: list[str] = []
-        for r in rows:
-            columns += [c for c in r if c not in columns]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(self.path, buffer.getvalue())
+        write_history(self.path, [r for r in read_history(self.path) if int(r["epoch"]) < row["epoch"]] + [row])
+
+
+def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write rows (columns: the union of their keys, in first-seen order) as CSV, atomically."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def read_history(path: Path) -> list[dict[str, str]]:

@@ -7,7 +7,8 @@ TASK predict` runs is the code that makes the submission, wherever radlab's depe
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import radlab
@@ -32,6 +33,21 @@ from {entry_module} import codalab_main  # noqa: E402
 if __name__ == "__main__":
     sys.exit(codalab_main(sys.argv[1:], HERE / "model"))
 '''
+
+
+def bundle_main(argv: list[str], usage: str, predict: Callable[[str, str], str]) -> int:
+    """What a bundle's predict.py runs: two arguments, `predict(input, output)` returning a summary line;
+    radlab's errors become one line and their exit code."""
+    if len(argv) != 2:
+        print(f"usage: python src/predict.py {usage}", file=sys.stderr)
+        return 2
+    try:
+        summary = predict(argv[0], argv[1])
+    except RadlabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(f"{summary} -> {argv[1]}", file=sys.stderr)
+    return 0
 
 
 def build_bundle(

@@ -19,6 +19,7 @@ import numpy as np
 
 from radlab.core.console import warn
 from radlab.core.errors import RadlabDataError
+from radlab.core.io import resolve_dataset_root
 from radlab.core.io.atomic import atomic_write_text
 from radlab.core.io.csvfiles import iter_csv_rows
 
@@ -152,13 +153,8 @@ def write_predictions(path: str | Path, rows: Iterable[Iterable[float]]) -> None
 
 
 def resolve_data_root(folder: str | Path) -> Path:
-    """The folder holding MRNet-v1.0/ (given either it or MRNet-v1.0 itself)."""
-    folder = Path(folder)
-    if (folder / ROOT_NAME).is_dir():
-        return folder
-    if folder.name == ROOT_NAME and folder.is_dir():
-        return folder.parent
-    raise RadlabDataError(folder, f"no {ROOT_NAME}/ folder here (pass the folder that contains it)")
+    """The folder the CSV paths are relative to: the folder holding MRNet-v1.0/ (given it or MRNet-v1.0 itself)."""
+    return resolve_dataset_root(folder, ROOT_NAME)
 
 
 def label_csv(data_root: Path, split: str, task: str) -> Path:

@@ -7,13 +7,13 @@ regression for every subset of planes); an exam with no usable plane gets the tr
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from radlab.core.console import warn
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.errors import RadlabDataError, RadlabError
+from radlab.core.errors import RadlabDataError
+from radlab.core.infer.bundle import bundle_main
 from radlab.tasks.mrnet.formats import read_exam_paths, write_predictions
 from radlab.tasks.mrnet.fusion import apply_fusion
 from radlab.tasks.mrnet.inference import unit_logits
@@ -97,14 +97,9 @@ def describe(summary: PredictionSummary) -> str:
 
 
 def codalab_main(argv: list[str], model_dir: Path) -> int:
-    """`python src/predict.py paths.csv predictions.csv` inside a CodaLab bundle (paths relative to cwd)."""
-    if len(argv) != 2:
-        print("usage: python src/predict.py PATHS_CSV OUTPUT_CSV", file=sys.stderr)
-        return 2
-    try:
-        summary = predict_csv(argv[0], argv[1], model_dir, data_root=Path.cwd())
-    except RadlabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(f"wrote {describe(summary)} to {argv[1]}", file=sys.stderr)
-    return 0
+    """`python src/predict.py PATHS_CSV PREDICTIONS_CSV` inside a CodaLab bundle (paths relative to cwd)."""
+    return bundle_main(
+        argv,
+        "PATHS_CSV PREDICTIONS_CSV",
+        lambda src, out: describe(predict_csv(src, out, model_dir, data_root=Path.cwd())),
+    )

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from radlab.core.console import warn
+from radlab.core.engine.optim import adam_with_plateau
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.metrics import roc_auc
 from radlab.core.models import save_weights
@@ -83,14 +84,13 @@ class MRNetUnitRecipe(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         optim = self.config.optim
-        optimizer = torch.optim.Adam(self.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=optim.plateau_factor, patience=optim.plateau_patience
+        return adam_with_plateau(
+            self.parameters(),
+            lr=optim.lr,
+            weight_decay=optim.weight_decay,
+            factor=optim.plateau_factor,
+            patience=optim.plateau_patience,
         )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss", "interval": "epoch"},
-        }
 
     def export(self, run: RunDir, epoch: int) -> None:
         """Write this unit's weights and its validation AUROCs (the best validation loss so far)."""

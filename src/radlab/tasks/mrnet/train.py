@@ -7,8 +7,6 @@ extra trainings per unit) and stored as RUN/fusion.json; RUN/metrics.json holds 
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +16,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from radlab.core.console import info
-from radlab.core.engine.callbacks import read_history
+from radlab.core.engine.callbacks import read_history, write_history
 from radlab.core.engine.folds import stratified_folds
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.engine.session import open_run
 from radlab.core.engine.trainer import build_trainer
-from radlab.core.io.atomic import atomic_write_text
 from radlab.core.metrics import roc_auc
 from radlab.core.models import load_weights
 from radlab.core.transforms import VolumeTransform, seed_worker_transforms
@@ -57,13 +54,7 @@ def train(
     if config.fusion.source == "oof":
         fusion_logits = _out_of_fold_logits(config, root, run, units, train_ids, train_labels, pos_weight, resume)
     else:
-        fusion_logits = unit_logits(
-            load_unit_models(config, run, units),
-            _split_paths(root, "train", train_ids, config),
-            config.data.image_size,
-            batch_size=config.predict.batch_size,
-            num_workers=config.data.num_workers,
-        )
+        fusion_logits = _logits(config, load_unit_models(config, run, units), root, "train", train_ids)
     fusion = fit_fusion(fusion_logits, train_labels, config.train.tasks, config.train.planes, config.fusion.source)
     run.write_json("fusion.json", fusion)
 
@@ -133,13 +124,8 @@ def _out_of_fold_logits(
         for unit in units:
             info(f"fold {fold + 1}/{len(folds)}, unit {unit.name}")
             train_unit(config, root, unit_run(run, unit, fold), unit, pos_weight, resume, [ids[i] for i in kept])
-        fold_logits = unit_logits(
-            load_unit_models(config, run, units, fold),
-            _split_paths(root, "train", [ids[i] for i in held_out], config),
-            config.data.image_size,
-            batch_size=config.predict.batch_size,
-            num_workers=config.data.num_workers,
-        )
+        fold_models = load_unit_models(config, run, units, fold)
+        fold_logits = _logits(config, fold_models, root, "train", [ids[i] for i in held_out])
         for key, values in fold_logits.items():
             logits[key][held_out] = values
     return logits
@@ -147,13 +133,7 @@ def _out_of_fold_logits(
 
 def _validate(config: MRNetConfig, root: Path, run: RunDir, units: list[Unit], fusion: dict) -> dict[str, Any]:
     ids, labels = read_split_labels(root, "valid")
-    logits = unit_logits(
-        load_unit_models(config, run, units),
-        _split_paths(root, "valid", ids, config),
-        config.data.image_size,
-        batch_size=config.predict.batch_size,
-        num_workers=config.data.num_workers,
-    )
+    logits = _logits(config, load_unit_models(config, run, units), root, "valid", ids)
     probs, _ = apply_fusion(fusion, logits, len(ids))
     per_plane = {
         task: {
@@ -170,8 +150,16 @@ def _validate(config: MRNetConfig, root: Path, run: RunDir, units: list[Unit], f
     }
 
 
-def _split_paths(root: Path, split: str, ids: list[str], config: MRNetConfig) -> dict[str, list[Path | None]]:
-    return {plane: [volume_path(root, split, plane, i) for i in ids] for plane in config.train.planes}
+def _logits(config: MRNetConfig, models: dict, root: Path, split: str, ids: list[str]) -> dict:
+    """Logits of `models` for the exams `ids` of a split (evaluation transform, no augmentation)."""
+    paths = {plane: [volume_path(root, split, plane, i) for i in ids] for plane in config.train.planes}
+    return unit_logits(
+        models,
+        paths,
+        config.data.image_size,
+        batch_size=config.predict.batch_size,
+        num_workers=config.data.num_workers,
+    )
 
 
 def _merge_histories(run: RunDir, units: list[Unit]) -> None:
@@ -180,14 +168,7 @@ def _merge_histories(run: RunDir, units: list[Unit]) -> None:
         for path in sorted(unit_run(run, unit).root.rglob("history.csv")):
             part = path.parent.name if path.parent.name.startswith("fold") else ""
             rows += [{"unit": unit.name, "fold": part, **row} for row in read_history(path)]
-    columns: list[str] = []
-    for row in rows:
-        columns += [c for c in row if c not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(run.history, buffer.getvalue())
+    write_history(run.history, rows)
 
 
 def _loader(dataset: MRNetDataset, config: MRNetConfig, shuffle: bool) -> DataLoader:

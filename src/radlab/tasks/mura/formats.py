@@ -15,6 +15,7 @@ from pathlib import Path
 
 from radlab.core.console import warn
 from radlab.core.errors import RadlabDataError
+from radlab.core.io import resolve_dataset_root
 from radlab.core.io.atomic import atomic_write_text
 from radlab.core.io.csvfiles import iter_csv_rows
 
@@ -143,13 +144,8 @@ def with_slash(study: str) -> str:
 
 
 def resolve_data_root(folder: str | Path) -> Path:
-    """The folder the CSV paths are relative to: the parent of MURA-v1.1 (given either it or MURA-v1.1)."""
-    folder = Path(folder)
-    if (folder / ROOT_NAME).is_dir():
-        return folder
-    if folder.name == ROOT_NAME and folder.is_dir():
-        return folder.parent
-    raise RadlabDataError(folder, f"no {ROOT_NAME}/ folder here (pass the folder that contains it)")
+    """The folder the CSV paths are relative to: the parent of MURA-v1.1 (given it or MURA-v1.1 itself)."""
+    return resolve_dataset_root(folder, ROOT_NAME)
 
 
 def split_csvs(data_root: Path, split: str) -> tuple[Path, Path]:

@@ -8,7 +8,6 @@ an error instead.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +16,9 @@ import numpy as np
 
 from radlab.core.console import warn
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.errors import RadlabDataError, RadlabError
+from radlab.core.errors import RadlabDataError
 from radlab.core.infer import pick_device, stream_predictions
+from radlab.core.infer.bundle import bundle_main
 from radlab.core.io.dataset import ImageFileDataset
 from radlab.core.transforms import build_image_transform
 from radlab.tasks.mura.data import group_studies
@@ -115,20 +115,12 @@ def _fallback_labels(run: RunDir) -> Callable[[str], tuple[int, float]]:
 
 
 def codalab_main(argv: list[str], model_dir: Path) -> int:
-    """`python src/predict.py paths.csv predictions.csv` inside a CodaLab bundle (paths relative to cwd)."""
-    if len(argv) != 2:
-        print("usage: python src/predict.py IMAGE_PATHS_CSV OUTPUT_CSV", file=sys.stderr)
-        return 2
-    try:
-        summary = predict_csv(argv[0], argv[1], model_dir, data_root=Path.cwd())
-    except RadlabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(
-        f"wrote {summary.studies} studies ({summary.abnormal} abnormal) from {summary.images} images to {argv[1]}",
-        file=sys.stderr,
+    """`python src/predict.py IMAGE_PATHS_CSV PREDICTIONS_CSV` inside a CodaLab bundle (paths relative to cwd)."""
+    return bundle_main(
+        argv,
+        "IMAGE_PATHS_CSV PREDICTIONS_CSV",
+        lambda src, out: describe(predict_csv(src, out, model_dir, data_root=Path.cwd())),
     )
-    return 0
 
 
 def describe(summary: PredictionSummary) -> str:

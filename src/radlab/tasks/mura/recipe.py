@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from radlab.core.console import warn
+from radlab.core.engine.optim import adam_with_plateau
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.models import ImageClassifier, save_weights
 from radlab.tasks.mura.config import MuraConfig
@@ -97,14 +98,14 @@ class MuraRecipe(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         optim = self.config.optim
-        optimizer = torch.optim.Adam(self.parameters(), lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=optim.plateau_factor, patience=optim.plateau_patience
+        return adam_with_plateau(
+            self.parameters(),
+            lr=optim.lr,
+            betas=optim.betas,
+            weight_decay=optim.weight_decay,
+            factor=optim.plateau_factor,
+            patience=optim.plateau_patience,
         )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss", "interval": "epoch"},
-        }
 
     def export(self, run: RunDir, epoch: int) -> None:
         """Write model.safetensors and metrics.json for this (best so far) epoch."""
