@@ -85,3 +85,33 @@ def tiny_mrnet_run(tiny_mrnet: Path, tmp_path_factory: pytest.TempPathFactory) -
     run = tmp_path_factory.mktemp("mrnet-runs") / "tiny"
     train(tiny_mrnet, run, "cpu-small", list(TINY_MRNET_TRAIN))
     return run
+
+
+TINY_PNEUMONIA_TRAIN = (
+    "data.image_size=128",
+    "data.num_workers=0",
+    "predict.num_workers=0",
+    "train.max_epochs=1",
+    "train.batch_size=4",
+    "train.progress=quiet",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_pneumonia(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 synthetic patients at 128 px (train folder, test folder, label CSVs)."""
+    from radlab.tasks.pneumonia.synth import synthesize_pneumonia
+
+    root = tmp_path_factory.mktemp("pneumonia")
+    synthesize_pneumonia(root, patients=24, seed=3, size=128, workers=1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_pneumonia_run(tiny_pneumonia: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished one-epoch cpu-small detector run on `tiny_pneumonia`."""
+    from radlab.tasks.pneumonia.train import train
+
+    run = tmp_path_factory.mktemp("pneumonia-runs") / "tiny"
+    train(tiny_pneumonia, run, "cpu-small", list(TINY_PNEUMONIA_TRAIN))
+    return run

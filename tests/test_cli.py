@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from radlab.cli import DEMO_MARKER, app, prepare_demo_folder
 from radlab.core.errors import RadlabError
-from tests.conftest import TINY_MRNET_TRAIN, TINY_TRAIN, run_cli
+from tests.conftest import TINY_MRNET_TRAIN, TINY_PNEUMONIA_TRAIN, TINY_TRAIN, run_cli
 
 
 def _command_paths() -> list[list[str]]:
@@ -24,8 +24,9 @@ def _command_paths() -> list[list[str]]:
 
 def test_every_task_contributes_its_commands():
     paths = {" ".join(p) for p in _command_paths()}
-    for task in ("mura", "mrnet"):
-        assert {f"{task} train", f"{task} predict", f"{task} evaluate", f"synth {task}", f"codalab {task}"} <= paths
+    for task in ("mura", "mrnet", "pneumonia"):
+        assert {f"{task} train", f"{task} predict", f"{task} evaluate", f"synth {task}"} <= paths
+    assert {"codalab mura", "codalab mrnet"} <= paths
 
 
 @pytest.mark.parametrize("command", _command_paths(), ids=lambda p: " ".join(p) or "radlab")
@@ -73,3 +74,11 @@ def test_mrnet_demo_prints_the_official_json_line(tmp_path, capsys):
     scores = run_demo(tmp_path, exams=16, overrides=TINY_MRNET_TRAIN)
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line == scores and list(line) == ["Abnormal_AUROC", "ACL_AUROC", "Meniscus_AUROC", "Average_AUROC"]
+
+
+def test_pneumonia_demo_prints_the_evaluators_json_line(tmp_path, capsys):
+    from radlab.tasks.pneumonia.demo import run_demo
+
+    result = run_demo(tmp_path, patients=16, size=128, overrides=TINY_PNEUMONIA_TRAIN)
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line == result["test"] and {"mAP", "precision_at", "images_scored"} <= set(line)

@@ -1,0 +1,182 @@
+"""The detector: torchvision's RetinaNet parts on a timm backbone with an FPN, plus the global class head.
+
+We use RetinaNet's head, anchor generator, focal loss and box decoding, and run our own forward: one pass
+returns the losses and the detections together (validation needs both), the global head reads the last
+backbone stage, and images arrive already resized, so torchvision's resizing transform is not used.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from timm.layers import freeze_batch_norm_2d
+from torch import nn
+from torchvision.models.detection import RetinaNet
+from torchvision.models.detection._utils import BoxCoder
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.retinanet import RetinaNetHead
+from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelP6P7
+
+from radlab.core.config import read_yaml, validate_config
+from radlab.core.engine.run_dir import RunDir
+from radlab.core.errors import RadlabConfigError, RadlabDataError
+from radlab.core.models import create_backbone, load_weights
+from radlab.tasks.pneumonia.config import PneumoniaConfig
+
+# Box deltas are divided by (0.1, 0.1, 0.2, 0.2), as in the recipe.
+BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
+
+
+class FPNBackbone(nn.Module):
+    """A timm trunk's stages C2..C5 -> FPN levels (P2 or P3 up to P5), P6 and P7 from C5; also returns C5."""
+
+    def __init__(self, trunk: nn.Module, levels: tuple[int, ...], channels: int) -> None:
+        super().__init__()
+        if not levels or min(levels) < 2 or max(levels) != 7 or sorted(levels) != list(range(min(levels), 8)):
+            raise RadlabConfigError(f"model.levels must run from 2 or higher up to 7, got {levels}")
+        self.trunk = trunk
+        self.first = min(levels)
+        in_channels = trunk.feature_info.channels()[self.first - 2 :]
+        self.fpn = FeaturePyramidNetwork(in_channels, channels, extra_blocks=LastLevelP6P7(in_channels[-1], channels))
+        self.out_channels = channels
+        self.last_stage_channels = trunk.feature_info.channels()[-1]
+
+    def forward(self, images: torch.Tensor) -> tuple[OrderedDict[str, torch.Tensor], torch.Tensor]:
+        stages = self.trunk(images)
+        used = stages[self.first - 2 :]
+        pyramid = self.fpn(OrderedDict((f"c{self.first + i}", s) for i, s in enumerate(used)))
+        return pyramid, stages[-1]
+
+
+class GlobalHead(nn.Module):
+    """C5 -> max-pool 2 -> 3x3 conv (256) -> ReLU -> [global average, global max] -> dropout -> 3 log-probs."""
+
+    def __init__(self, channels: int, dropout: float) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, 256, kernel_size=3)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(512, 3)
+
+    def forward(self, last_stage: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(last_stage, 2) if min(last_stage.shape[-2:]) >= 2 else last_stage
+        if min(x.shape[-2:]) < 3:
+            x = F.pad(x, (1, 1, 1, 1))
+        x = F.relu(self.conv(x))
+        pooled = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
+        return F.log_softmax(self.fc(self.dropout(pooled)), dim=1)
+
+
+class PneumoniaDetector(nn.Module):
+    """Grayscale pixels (B, 1, S, S) in 0..255 -> box losses / detections and the 3-class log-probabilities."""
+
+    def __init__(self, config: PneumoniaConfig, initialise: bool = True) -> None:
+        super().__init__()
+        model = config.model
+        trunk = create_backbone(
+            model.backbone,
+            num_classes=0,
+            pretrained=model.pretrained and initialise,
+            weights_file=model.weights_file if initialise else None,
+            trust_pickle=model.trust_pickle,
+            features_only=True,
+            out_indices=(1, 2, 3, 4),
+        )
+        if model.freeze_bn:
+            trunk = freeze_batch_norm_2d(trunk)
+        backbone = FPNBackbone(trunk, model.levels, model.fpn_channels)
+        sizes = tuple(tuple(2 ** (level + 2) * 2 ** (k / 3) for k in range(3)) for level in model.levels)
+        anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
+        head = RetinaNetHead(model.fpn_channels, anchors.num_anchors_per_location()[0], num_classes=1)
+        head.classification_head.cls_logits = nn.Sequential(
+            nn.Dropout(model.head_dropout), head.classification_head.cls_logits
+        )
+        head.regression_head._loss_type = "smooth_l1"
+        head.regression_head.box_coder = BoxCoder(BOX_WEIGHTS)
+        post = config.postprocess
+        self.retinanet = RetinaNet(
+            backbone,
+            num_classes=1,
+            anchor_generator=anchors,
+            head=head,
+            score_thresh=post.score_floor,
+            nms_thresh=post.nms_iou,
+            detections_per_img=post.max_detections,
+            fg_iou_thresh=0.5,
+            bg_iou_thresh=0.4,
+        )
+        self.retinanet.box_coder = BoxCoder(BOX_WEIGHTS)
+        self.global_head = GlobalHead(backbone.last_stage_channels, model.global_dropout)
+        self.mean, self.std = config.data.mean, config.data.std
+
+    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = (pixels.float() / 255.0 - self.mean) / self.std
+        return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+    def forward(
+        self, pixels: torch.Tensor, targets: list[dict[str, torch.Tensor]] | None = None, detect: bool = False
+    ) -> dict[str, Any]:
+        """{"losses": {...}} when `targets` are given, {"detections": [...]} when `detect` (boxes x1y1x2y2 in
+        input pixels), and always "global" (B, 3) log-probabilities."""
+        raw = self.raw_outputs(pixels)
+        out: dict[str, Any] = {"global": raw["global"]}
+        if targets is not None:
+            out["losses"] = self.retinanet.compute_loss(targets, raw["head"], raw["anchors"])
+        if detect:
+            out["detections"] = self.decode(raw)
+        return out
+
+    def raw_outputs(self, pixels: torch.Tensor) -> dict[str, Any]:
+        """Head outputs per anchor, the anchors, level sizes and global log-probabilities (for ensembles)."""
+        x = self.normalise(pixels)
+        pyramid, last_stage = self.retinanet.backbone(x)
+        features = list(pyramid.values())
+        sizes = [tuple(x.shape[-2:])] * x.shape[0]
+        return {
+            "head": self.retinanet.head(features),
+            "anchors": self.retinanet.anchor_generator(ImageList(x, sizes), features),
+            "per_level": [f.shape[-2] * f.shape[-1] for f in features],
+            "image_sizes": sizes,
+            "global": self.global_head(last_stage),
+        }
+
+    def decode(self, raw: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
+        """Boxes, scores after the score floor, top-k and NMS, as torchvision's RetinaNet decodes them."""
+        head = raw["head"]
+        per_anchor = head["cls_logits"].shape[1] // sum(raw["per_level"])
+        split = [n * per_anchor for n in raw["per_level"]]
+        outputs = {key: list(value.split(split, dim=1)) for key, value in head.items()}
+        anchors = [list(a.split(split)) for a in raw["anchors"]]
+        return self.retinanet.postprocess_detections(outputs, anchors, raw["image_sizes"])
+
+
+def opacity_weight(global_log_probs: torch.Tensor) -> torch.Tensor:
+    """p(Lung Opacity) + 0.1 p(No Lung Opacity / Not Normal): the recipe's use of the global head."""
+    probs = global_log_probs.exp()
+    return probs[:, 2] + 0.1 * probs[:, 0]
+
+
+def load_run_config(run_dir: str | Path) -> PneumoniaConfig:
+    run = RunDir(Path(run_dir))
+    run.require_model()
+    return validate_config(PneumoniaConfig, read_yaml(run.config, "run config"), source=str(run.config))
+
+
+def load_detector(run_dir: str | Path) -> tuple[PneumoniaConfig, PneumoniaDetector]:
+    """The config and trained detector of a run (safetensors only)."""
+    run = RunDir(Path(run_dir))
+    config = load_run_config(run_dir)
+    model = PneumoniaDetector(config, initialise=False)
+    missing, unexpected = model.load_state_dict(load_weights(run.weights), strict=False)
+    if missing or unexpected:
+        raise RadlabDataError(run.weights, f"weights do not match {config.model.backbone} (missing {len(missing)})")
+    return config, model.eval()
+
+
+def logit(p: torch.Tensor) -> torch.Tensor:
+    p = p.clamp(1e-6, 1 - 1e-6)
+    return torch.log(p) - torch.log1p(-p)

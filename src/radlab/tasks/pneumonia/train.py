@@ -1,0 +1,87 @@
+"""`radlab pneumonia train`: one fold of the stratified k-fold split trained and validated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from radlab.core.engine.folds import stratified_folds
+from radlab.core.engine.session import open_run
+from radlab.core.engine.trainer import build_trainer
+from radlab.core.errors import RadlabConfigError, RadlabDataError
+from radlab.core.transforms import seed_worker_transforms
+from radlab.tasks.pneumonia.config import PneumoniaConfig, load_pneumonia_config
+from radlab.tasks.pneumonia.data import DetectionTransform, PneumoniaDataset, collate_detection
+from radlab.tasks.pneumonia.formats import CLASS_INFO, CLASSES, TRAIN_LABELS, read_box_labels, read_class_info
+from radlab.tasks.pneumonia.recipe import PneumoniaRecipe
+
+
+def resolve_data_root(folder: str | Path) -> Path:
+    """The folder holding stage_2_train_labels.csv, stage_2_detailed_class_info.csv and the image folders."""
+    folder = Path(folder)
+    if not (folder / TRAIN_LABELS).is_file():
+        raise RadlabDataError(folder / TRAIN_LABELS, "missing: pass the folder that holds the challenge's files")
+    return folder
+
+
+def fold_ids(root: Path, config: PneumoniaConfig) -> tuple[list[str], list[str]]:
+    """(training ids, validation ids): fold `train.fold` of `train.folds`, stratified on the class."""
+    patients = list(read_box_labels(root / TRAIN_LABELS))
+    classes = read_class_info(root / CLASS_INFO)
+    missing = [p for p in patients if p not in classes]
+    if missing:
+        raise RadlabDataError(root / CLASS_INFO, f"no class for {len(missing)} patients, e.g. {missing[0]}")
+    train = config.train
+    if train.fold >= train.folds:
+        raise RadlabConfigError(f"train.fold must be below train.folds ({train.folds}), got {train.fold}")
+    labels = [CLASSES.index(classes[p]) for p in patients]
+    kept, held_out = stratified_folds(labels, train.folds, train.fold_seed)[train.fold]
+    return [patients[i] for i in kept], [patients[i] for i in held_out]
+
+
+def train(
+    data_root: str | Path,
+    out: str | Path,
+    config_name: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Train (or resume) the detector on one fold; returns the kept epoch's validation metrics."""
+    root = resolve_data_root(data_root)
+    run, config, checkpoint = open_run(out, PneumoniaConfig, load_pneumonia_config, config_name, overrides, resume)
+    train_ids, valid_ids = fold_ids(root, config)
+    L.seed_everything(config.train.seed, workers=True, verbose=False)
+    size = config.data.image_size
+    train_set = PneumoniaDataset(
+        root, "train", DetectionTransform(size, True, config.augment, config.train.seed), train_ids
+    )
+    valid_set = PneumoniaDataset(root, "train", DetectionTransform(size), valid_ids)
+    run.write_json("split.json", {"fold": config.train.fold, "folds": config.train.folds, "valid": valid_ids})
+    recipe = PneumoniaRecipe(config, run, valid_set.truth)
+    trainer = build_trainer(config.train, run, monitor="val/map", mode="max")
+    trainer.fit(
+        recipe,
+        train_dataloaders=_loader(train_set, config, shuffle=True),
+        val_dataloaders=_loader(valid_set, config, shuffle=False),
+        ckpt_path=str(checkpoint) if checkpoint else None,
+    )
+    return run.read_json("metrics.json")
+
+
+def _loader(dataset: PneumoniaDataset, config: PneumoniaConfig, shuffle: bool) -> DataLoader:
+    workers = config.data.num_workers
+    return DataLoader(
+        dataset,
+        batch_size=config.train.batch_size,
+        shuffle=shuffle,
+        drop_last=shuffle and len(dataset) > config.train.batch_size,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        worker_init_fn=seed_worker_transforms,
+        collate_fn=collate_detection,
+        pin_memory=torch.cuda.is_available(),
+    )

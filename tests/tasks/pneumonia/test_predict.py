@@ -1,0 +1,76 @@
+import json
+import shutil
+
+import numpy as np
+
+from radlab.core.engine.run_dir import RunDir
+from radlab.tasks.pneumonia.formats import SUBMISSION_HEADER, TEST_IMAGES, read_submission
+from radlab.tasks.pneumonia.predict import predict_folder
+from radlab.tasks.pneumonia.synth import TEST_TRUTH
+from tests.conftest import run_cli
+
+
+def test_run_directory_keeps_the_threshold_and_the_sweep(tiny_pneumonia_run):
+    run = RunDir(tiny_pneumonia_run)
+    post = run.read_json("postprocess.json")
+    assert post["nms_iou"] == 0.05 and post["relative_prune"] == 0.5 and post["score_threshold"] is not None
+    sweep = run.file("threshold_sweep.csv").read_text().splitlines()
+    assert sweep[0].startswith("epoch,0.05,0.1") and len(sweep) == 2
+    assert set(json.loads(run.metrics.read_text())) >= {"epoch", "map", "score_threshold", "sweep"}
+
+
+def test_submission_has_one_row_per_dicom_and_round_trips_through_the_evaluator(
+    tiny_pneumonia_run, tiny_pneumonia, tmp_path
+):
+    images = sorted((tiny_pneumonia / TEST_IMAGES).glob("*.dcm"))
+    result = run_cli(
+        "pneumonia",
+        "predict",
+        tiny_pneumonia / TEST_IMAGES,
+        tmp_path / "sub.csv",
+        "--model",
+        tiny_pneumonia_run,
+        "--threshold",
+        "0.0",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = (tmp_path / "sub.csv").read_text().splitlines()
+    assert lines[0] == ",".join(SUBMISSION_HEADER)
+    assert [line.split(",")[0] for line in lines[1:]] == [p.stem for p in images]
+    submitted = read_submission(tmp_path / "sub.csv")
+    for prediction in submitted.values():
+        assert (prediction.boxes[:, :2] >= -1).all() and (
+            prediction.boxes[:, :2] + prediction.boxes[:, 2:] <= 129
+        ).all()
+    scored = run_cli("pneumonia", "evaluate", tiny_pneumonia / TEST_TRUTH, tmp_path / "sub.csv")
+    assert scored.returncode == 0
+    report = json.loads(scored.stdout)
+    assert 0.0 <= report["mAP"] <= 1.0 and list(report["precision_at"]) == [f"{0.4 + 0.05 * i:.2f}" for i in range(8)]
+
+
+def test_an_unreadable_dicom_still_gets_its_row(tiny_pneumonia_run, tiny_pneumonia, tmp_path):
+    folder = tmp_path / "in"
+    shutil.copytree(tiny_pneumonia / TEST_IMAGES, folder)
+    broken = sorted(folder.glob("*.dcm"))[0]
+    broken.write_bytes(broken.read_bytes()[:300])
+    result = run_cli("pneumonia", "predict", folder, tmp_path / "sub.csv", "--model", tiny_pneumonia_run)
+    assert result.returncode == 0 and broken.name in result.stderr and "written with no box" in result.stderr
+    assert read_submission(tmp_path / "sub.csv")[broken.stem].boxes.shape == (0, 4)
+    strict = run_cli("pneumonia", "predict", folder, tmp_path / "s.csv", "--model", tiny_pneumonia_run, "--strict")
+    assert strict.returncode == 1 and not (tmp_path / "s.csv").exists()
+
+
+def test_an_ensemble_of_one_model_twice_equals_the_model(tiny_pneumonia_run, tiny_pneumonia, tmp_path):
+    folder = tiny_pneumonia / TEST_IMAGES
+    predict_folder(folder, tmp_path / "one.csv", [tiny_pneumonia_run], threshold=0.0)
+    predict_folder(folder, tmp_path / "two.csv", [tiny_pneumonia_run, tiny_pneumonia_run], threshold=0.0)
+    one, two = read_submission(tmp_path / "one.csv"), read_submission(tmp_path / "two.csv")
+    for patient in one:
+        np.testing.assert_allclose(one[patient].boxes, two[patient].boxes, atol=0.051)
+        np.testing.assert_allclose(one[patient].scores, two[patient].scores, atol=1e-4)
+
+
+def test_evaluate_refuses_an_unknown_patient(tiny_pneumonia, tmp_path):
+    (tmp_path / "sub.csv").write_text("patientId,PredictionString\nnobody,0.5 1 2 3 4\n")
+    result = run_cli("pneumonia", "evaluate", tiny_pneumonia / TEST_TRUTH, tmp_path / "sub.csv")
+    assert result.returncode == 1 and "not in synthetic_test_labels.csv" in result.stderr
