@@ -109,8 +109,11 @@ def invert_stored(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
 
 
 def header_value(ds: Dataset, keyword: str, default: Any = None) -> Any:
-    """A tag's value as plain Python (first value of a multi-valued element)."""
-    value = ds.get(keyword, default)
+    """A tag's value as plain Python (first value of a multi-valued element); pydicom's complaints about
+    non-conformant values (real challenge files have many) are not repeated for every file."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = ds.get(keyword, default)
     if isinstance(value, pydicom.multival.MultiValue):
         return value[0] if len(value) else default
     return value
