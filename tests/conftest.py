@@ -115,3 +115,35 @@ def tiny_pneumonia_run(tiny_pneumonia: Path, tmp_path_factory: pytest.TempPathFa
     run = tmp_path_factory.mktemp("pneumonia-runs") / "tiny"
     train(tiny_pneumonia, run, "cpu-small", list(TINY_PNEUMONIA_TRAIN))
     return run
+
+
+TINY_ICH_TRAIN = (
+    "data.image_size=64",
+    "data.num_workers=0",
+    "predict.num_workers=0",
+    "train.max_epochs=1",
+    "train.progress=quiet",
+    "sequence.max_epochs=2",
+    "sequence.keep_epochs=2",
+    "sequence.progress=quiet",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_ich(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 synthetic CT series at 64 px (train and test folders, labels, one corrupt training file)."""
+    from radlab.tasks.ich.synth import synthesize_ich
+
+    root = tmp_path_factory.mktemp("ich")
+    synthesize_ich(root, series=12, seed=2, size=64, workers=1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_ich_run(tiny_ich: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished ICH run (1 slice epoch, embeddings, 2 sequence epochs) on `tiny_ich`."""
+    from radlab.tasks.ich.train import train
+
+    run = tmp_path_factory.mktemp("ich-runs") / "tiny"
+    train(tiny_ich, run, "cpu-small", list(TINY_ICH_TRAIN))
+    return run

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from radlab.cli import DEMO_MARKER, app, prepare_demo_folder
 from radlab.core.errors import RadlabError
-from tests.conftest import TINY_MRNET_TRAIN, TINY_PNEUMONIA_TRAIN, TINY_TRAIN, run_cli
+from tests.conftest import TINY_ICH_TRAIN, TINY_MRNET_TRAIN, TINY_PNEUMONIA_TRAIN, TINY_TRAIN, run_cli
 
 
 def _command_paths() -> list[list[str]]:
@@ -24,7 +24,7 @@ def _command_paths() -> list[list[str]]:
 
 def test_every_task_contributes_its_commands():
     paths = {" ".join(p) for p in _command_paths()}
-    for task in ("mura", "mrnet", "pneumonia"):
+    for task in ("mura", "mrnet", "pneumonia", "ich"):
         assert {f"{task} train", f"{task} predict", f"{task} evaluate", f"synth {task}"} <= paths
     assert {"codalab mura", "codalab mrnet"} <= paths
 
@@ -82,3 +82,11 @@ def test_pneumonia_demo_prints_the_evaluators_json_line(tmp_path, capsys):
     result = run_demo(tmp_path, patients=16, size=128, overrides=TINY_PNEUMONIA_TRAIN)
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line == result["test"] and {"mAP", "precision_at", "images_scored"} <= set(line)
+
+
+def test_ich_demo_prints_the_evaluators_json_line(tmp_path, capsys):
+    from radlab.tasks.ich.demo import run_demo
+
+    result = run_demo(tmp_path, series=10, size=64, overrides=TINY_ICH_TRAIN)
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line == result["test"] and "weighted_log_loss" in line

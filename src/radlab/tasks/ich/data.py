@@ -1,0 +1,172 @@
+"""Head-CT slices as three-window uint8 images, with their six labels; series as embedding sequences."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from radlab.core.errors import RadlabDataError
+from radlab.core.io.dicom import read_dicom
+from radlab.core.transforms.windowing import (
+    ICH_WINDOWS,
+    FixMode,
+    crop_black_border,
+    resize_square,
+    stored_and_rescale,
+    window_stack,
+)
+from radlab.tasks.ich.formats import TRAIN_CSV, TRAIN_IMAGES, read_labels
+
+
+def load_windows(path: Path, size: int, crop: bool = True, fix: FixMode = "auto") -> np.ndarray:
+    """A DICOM slice -> (size, size, 3) uint8: brain, subdural and soft-tissue windows."""
+    ds, stored = read_dicom(path)
+    if stored.ndim != 2:
+        raise RadlabDataError(path, f"expected one grayscale slice, got pixel shape {stored.shape}")
+    values, slope, intercept = stored_and_rescale(ds, stored, fix)
+    stack = window_stack(values, slope, intercept, ICH_WINDOWS)
+    if crop:
+        stack = crop_black_border(stack)
+    return resize_square(stack, size)
+
+
+class SliceTransform:
+    """uint8 (S, S, 3) -> uint8 tensor (3, S, S); training adds flip, shift-scale-rotate and transpose."""
+
+    def __init__(self, train: bool = False, augment: Any = None, seed: int | None = None) -> None:
+        steps: list[A.BasicTransform] = []
+        if train and augment is not None:
+            steps = [
+                A.HorizontalFlip(p=augment.hflip),
+                A.Affine(
+                    translate_percent=(-augment.shift, augment.shift),
+                    scale=(1 - augment.scale, 1 + augment.scale),
+                    rotate=(-augment.rotate_deg, augment.rotate_deg),
+                    border_mode=cv2.BORDER_REPLICATE,
+                    p=augment.shift_scale_rotate,
+                ),
+                A.Transpose(p=augment.transpose),
+            ]
+        self.pipeline = A.Compose(steps, seed=seed)
+
+    def set_random_seed(self, seed: int | None) -> None:
+        self.pipeline.set_random_seed(seed)
+
+    def __call__(self, image: np.ndarray) -> torch.Tensor:
+        out = self.pipeline(image=image)["image"] if self.pipeline.transforms else image
+        return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))
+
+
+class SliceDataset(Dataset[dict[str, Any]]):
+    """Items {"index", "image" (3, S, S) uint8, "labels" (6,), "error"}; an unreadable slice is black and
+    flagged in "error"."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        size: int,
+        transform: SliceTransform | None = None,
+        labels: np.ndarray | None = None,
+        crop: bool = True,
+        fix: FixMode = "auto",
+    ) -> None:
+        self.paths = list(paths)
+        self.size = size
+        self.transform = transform or SliceTransform()
+        self.labels = labels
+        self.crop = crop
+        self.fix = fix
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        try:
+            image = self.transform(load_windows(self.paths[index], self.size, self.crop, self.fix))
+            error = ""
+        except RadlabDataError as exc:
+            image, error = torch.zeros((3, self.size, self.size), dtype=torch.uint8), str(exc)
+        labels = self.labels[index] if self.labels is not None else np.zeros(6)
+        return {"index": index, "image": image, "labels": torch.as_tensor(labels, dtype=torch.float32), "error": error}
+
+
+class IchDataset(SliceDataset):
+    """The labelled training slices: the `(data_root, split, transform)` constructor radlab's task datasets
+    share; `ids` narrows it to a fold, `size` and `crop` choose the preprocessing."""
+
+    def __init__(
+        self,
+        data_root: str | Path,
+        split: str = "train",
+        transform: SliceTransform | None = None,
+        ids: Sequence[str] | None = None,
+        size: int = 480,
+        crop: bool = True,
+    ) -> None:
+        if split != "train":
+            raise ValueError("only the train split carries labels; predict reads test folders directly")
+        root = Path(data_root)
+        images, labels = read_labels(root / TRAIN_CSV)
+        position = {image: i for i, image in enumerate(images)}
+        self.ids = list(ids) if ids is not None else images
+        chosen = labels[[position[i] for i in self.ids]] if self.ids else np.zeros((0, 6))
+        super().__init__([root / TRAIN_IMAGES / f"{i}.dcm" for i in self.ids], size, transform, chosen, crop)
+
+
+def sequence_features(embeddings: np.ndarray) -> np.ndarray:
+    """(T, E) slice embeddings of one series in z order -> (T, 3E): [e, e - previous, e - next] (zero
+    differences at the ends)."""
+    previous = np.vstack([embeddings[:1], embeddings[:-1]])
+    following = np.vstack([embeddings[1:], embeddings[-1:]])
+    return np.concatenate([embeddings, embeddings - previous, embeddings - following], axis=1).astype(np.float32)
+
+
+class SequenceDataset(Dataset[dict[str, Any]]):
+    """One item per series: {"index", "features" (T, 3E), "labels" (T, 6), "rows" (T,) embedding rows}."""
+
+    def __init__(self, embeddings: np.ndarray, series: Sequence[Sequence[int]], labels: np.ndarray | None = None):
+        self.embeddings = embeddings
+        self.series = [list(s) for s in series if len(s)]
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rows = self.series[index]
+        labels = self.labels[rows] if self.labels is not None else np.zeros((len(rows), 6))
+        return {
+            "index": index,
+            "features": torch.from_numpy(sequence_features(self.embeddings[rows])),
+            "labels": torch.as_tensor(labels, dtype=torch.float32),
+            "rows": torch.as_tensor(rows),
+        }
+
+
+def collate_sequences(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pad series to the longest (zeros after the end) with a mask of real slices."""
+    lengths = torch.tensor([len(item["rows"]) for item in items])
+    longest = int(lengths.max())
+    width = items[0]["features"].shape[1]
+    features = torch.zeros((len(items), longest, width))
+    labels = torch.zeros((len(items), longest, 6))
+    rows = torch.full((len(items), longest), -1, dtype=torch.int64)
+    for k, item in enumerate(items):
+        n = len(item["rows"])
+        features[k, :n], labels[k, :n], rows[k, :n] = item["features"], item["labels"], item["rows"]
+    mask = torch.arange(longest)[None] < lengths[:, None]
+    return {
+        "index": torch.tensor([i["index"] for i in items]),
+        "features": features,
+        "labels": labels,
+        "rows": rows,
+        "lengths": lengths,
+        "mask": mask,
+    }

@@ -1,0 +1,51 @@
+"""The ICH metric: multi-label log loss weighted 2 for "any" and 1 for each subtype, normalised by the sum of
+weights (scikit-learn's log_loss with those sample weights), and the plain log loss per subtype."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from radlab.core.console import warn
+from radlab.core.errors import RadlabDataError
+from radlab.tasks.ich.formats import SUBTYPES, WEIGHTS, read_labels, read_submission
+
+EPS = np.finfo(np.float64).eps
+
+
+def weighted_log_loss(labels: np.ndarray, probs: np.ndarray, weights: np.ndarray = WEIGHTS) -> float:
+    """sum_i sum_j w_j BCE(y_ij, p_ij) / (n * sum_j w_j)."""
+    y = np.asarray(labels, dtype=np.float64).reshape(-1, len(weights))
+    p = np.clip(np.asarray(probs, dtype=np.float64).reshape(-1, len(weights)), EPS, 1 - EPS)
+    bce = -(y * np.log(p) + (1 - y) * np.log1p(-p))
+    return float((bce * weights).sum() / (len(y) * weights.sum()))
+
+
+def scores(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """{"weighted_log_loss", "<subtype>_log_loss" ...}."""
+    out = {"weighted_log_loss": weighted_log_loss(labels, probs)}
+    for j, subtype in enumerate(SUBTYPES):
+        out[f"{subtype}_log_loss"] = weighted_log_loss(labels[:, [j]], probs[:, [j]], np.ones(1))
+    return out
+
+
+def evaluate_files(truth_csv: str | Path, submission_csv: str | Path) -> dict[str, Any]:
+    """Scores of a submission on the images of the truth file it predicts (unpredicted ones are left out
+    with a warning; a predicted image unknown to the truth file is a data error)."""
+    images, labels = read_labels(truth_csv)
+    predicted, probs = read_submission(submission_csv)
+    position = {image: i for i, image in enumerate(images)}
+    unknown = [image for image in predicted if image not in position]
+    if unknown:
+        raise RadlabDataError(
+            submission_csv, f"{len(unknown)} images are not in {Path(truth_csv).name}, e.g. {unknown[0]}"
+        )
+    if len(predicted) < len(images):
+        warn(f"{len(images) - len(predicted)} images of {Path(truth_csv).name} are not predicted; left out")
+    if not predicted:
+        raise RadlabDataError(submission_csv, "no predictions in this file")
+    result: dict[str, Any] = scores(labels[[position[i] for i in predicted]], probs)
+    result["images"] = len(predicted)
+    return result

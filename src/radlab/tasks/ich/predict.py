@@ -1,0 +1,98 @@
+"""`radlab ich predict`: a folder of `ID_*.dcm` in, the `ID,Label` submission out (6 rows per readable image).
+
+Headers give the series and slice order; every slice is decoded once and embedded under each TTA variant;
+each series goes through the kept epochs of the sequence model, whose probabilities are averaged, and so
+are several runs (folds). An unreadable file is left out with a warning (an error with `strict`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from radlab.core.config import read_yaml, validate_config
+from radlab.core.console import warn
+from radlab.core.engine.run_dir import RunDir
+from radlab.core.errors import RadlabDataError
+from radlab.core.models import load_weights
+from radlab.tasks.ich.config import IchConfig
+from radlab.tasks.ich.embeddings import embed_slices
+from radlab.tasks.ich.formats import write_submission
+from radlab.tasks.ich.inference import load_snapshots, sequence_probs
+from radlab.tasks.ich.metadata import read_metadata, sequences
+from radlab.tasks.ich.model import build_slice_model
+
+
+@dataclass
+class PredictionSummary:
+    images: int
+    series: int
+    skipped: int
+
+
+def load_run(run_dir: str | Path) -> tuple[IchConfig, object, list]:
+    """The config, slice classifier and sequence snapshots of a finished run."""
+    run = RunDir(Path(run_dir))
+    for path in (run.config, run.root / "slice" / "model.safetensors"):
+        if not path.is_file():
+            raise RadlabDataError(path, "missing: not a finished radlab ICH run (train first)")
+    config = validate_config(IchConfig, read_yaml(run.config, "run config"), source=str(run.config))
+    model = build_slice_model(config, initialise=False)
+    model.load_state_dict(load_weights(run.root / "slice" / "model.safetensors"))
+    snapshots = load_snapshots(run.root / "sequence", int(model.backbone.num_features))
+    if not snapshots:
+        raise RadlabDataError(run.root / "sequence", "no sequence-model snapshots (train the sequence stage)")
+    return config, model.eval(), snapshots
+
+
+def predict_folder(
+    input_dir: str | Path,
+    output_csv: str | Path,
+    run_dirs: Sequence[str | Path],
+    *,
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+    strict: bool = False,
+    device: str = "auto",
+) -> PredictionSummary:
+    input_dir = Path(input_dir)
+    if not input_dir.is_dir():
+        raise RadlabDataError(input_dir, "not a folder of DICOM files")
+    paths = sorted(input_dir.glob("*.dcm"))
+    if not paths:
+        raise RadlabDataError(input_dir, "holds no .dcm file")
+    infos, skipped = read_metadata(paths)
+    if strict and skipped:
+        raise RadlabDataError(skipped[0][0], f"{skipped[0][1]} (--strict)")
+    total = np.zeros((len(infos), 6))
+    readable = np.ones(len(infos), dtype=bool)
+    for run_dir in run_dirs:
+        config, model, snapshots = load_run(run_dir)
+        embedded = embed_slices(
+            model,
+            [info.path for info in infos],
+            config,
+            batch_size=batch_size or config.predict.batch_size,
+            num_workers=config.predict.num_workers if num_workers is None else num_workers,
+            device=device,
+            description=f"embedding {len(infos)} slices",
+        )
+        for k, error in embedded.errors.items():
+            if strict:
+                raise RadlabDataError(infos[k].path, f"{error} (--strict)")
+        readable &= embedded.readable
+        groups = [[k for k in group if embedded.readable[k]] for group in sequences(infos)]
+        total += np.nan_to_num(sequence_probs(snapshots, embedded.embeddings, [g for g in groups if g]))
+    for k in np.flatnonzero(~readable):
+        warn(f"{infos[k].path}: unreadable pixel data; left out of the submission")
+    kept = np.flatnonzero(readable)
+    write_submission(output_csv, [infos[k].image for k in kept], total[kept] / len(run_dirs))
+    return PredictionSummary(len(kept), len(sequences([infos[k] for k in kept])), len(skipped) + int((~readable).sum()))
+
+
+def describe(summary: PredictionSummary) -> str:
+    text = f"{summary.images} images in {summary.series} series (6 rows each)"
+    return text + (f"; {summary.skipped} files left out" if summary.skipped else "")

@@ -1,0 +1,81 @@
+import json
+
+from radlab.tasks.ich.formats import SUBTYPES, TEST_IMAGES, read_submission
+from radlab.tasks.ich.synth import TEST_TRUTH
+from radlab.tasks.ich.train import train
+from tests.conftest import run_cli
+
+
+def test_run_directory_and_both_validation_scores(tiny_ich_run):
+    metrics = json.loads((tiny_ich_run / "metrics.json").read_text())
+    for stage in ("slice_cnn", "sequence"):
+        assert set(metrics[stage]) == {"weighted_log_loss", *(f"{s}_log_loss" for s in SUBTYPES)}
+    assert metrics["sequence_epochs_averaged"] == 2
+    for path in (
+        "slice/model.safetensors",
+        "embeddings/train.npy",
+        "embeddings/valid.json",
+        "sequence/snapshots/epoch_01.safetensors",
+        "sequence/snapshots/epoch_02.safetensors",
+    ):
+        assert (tiny_ich_run / path).is_file(), path
+    assert not list(tiny_ich_run.rglob("*.pkl")) and not list(tiny_ich_run.rglob("*.pt"))
+
+
+def test_sequence_stage_alone_from_cached_embeddings(tiny_ich, tiny_ich_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_ich_run, run)
+    (run / "slice" / "model.safetensors").unlink()  # proves the slice CNN is not needed
+    metrics = train(tiny_ich, run, None, ["sequence.max_epochs=3", "sequence.keep_epochs=1"], stage="sequence")
+    assert metrics["sequence_epochs_averaged"] == 1
+    assert sorted(p.name for p in (run / "sequence" / "snapshots").iterdir()) == ["epoch_03.safetensors"]
+
+
+def test_submission_has_six_rows_per_readable_test_image_and_round_trips(tiny_ich_run, tiny_ich, tmp_path):
+    images = sorted(p.stem for p in (tiny_ich / TEST_IMAGES).glob("*.dcm"))
+    result = run_cli("ich", "predict", tiny_ich / TEST_IMAGES, tmp_path / "sub.csv", "--model", tiny_ich_run)
+    assert result.returncode == 0, result.stderr
+    lines = (tmp_path / "sub.csv").read_text().splitlines()
+    assert lines[0] == "ID,Label" and len(lines) == 1 + 6 * len(images)
+    predicted, probs = read_submission(tmp_path / "sub.csv")
+    assert sorted(predicted) == images and probs.min() >= 1e-5 and probs.max() <= 1 - 1e-5
+    scored = run_cli("ich", "evaluate", tiny_ich / TEST_TRUTH, tmp_path / "sub.csv")
+    assert scored.returncode == 0 and json.loads(scored.stdout)["images"] == len(images)
+
+
+def test_an_unreadable_test_file_is_left_out_with_a_warning(tiny_ich_run, tiny_ich, tmp_path):
+    import shutil
+
+    folder = tmp_path / "in"
+    shutil.copytree(tiny_ich / TEST_IMAGES, folder)
+    broken = sorted(folder.glob("*.dcm"))[0]
+    broken.write_bytes(broken.read_bytes()[:-500])
+    result = run_cli("ich", "predict", folder, tmp_path / "sub.csv", "--model", tiny_ich_run)
+    assert result.returncode == 0 and broken.name in result.stderr
+    predicted, _ = read_submission(tmp_path / "sub.csv")
+    assert broken.stem not in predicted and len(predicted) == len(list(folder.glob("*.dcm"))) - 1
+    strict = run_cli("ich", "predict", folder, tmp_path / "s.csv", "--model", tiny_ich_run, "--strict")
+    assert strict.returncode == 1 and not (tmp_path / "s.csv").exists()
+
+
+def test_training_learns_and_the_sequence_model_beats_the_slice_cnn(tmp_path):
+    import numpy as np
+
+    from radlab.tasks.ich.evaluate import weighted_log_loss
+    from radlab.tasks.ich.formats import TRAIN_CSV, read_labels
+    from radlab.tasks.ich.synth import synthesize_ich
+
+    synthesize_ich(tmp_path / "data", series=40, seed=1, size=96, workers=2)
+    metrics = train(
+        tmp_path / "data",
+        tmp_path / "run",
+        "cpu-small",
+        ["data.image_size=96", "data.num_workers=1", "train.progress=quiet", "sequence.progress=quiet"],
+    )
+    _, labels = read_labels(tmp_path / "data" / TRAIN_CSV)
+    constant = weighted_log_loss(labels, np.tile(labels.mean(axis=0), (len(labels), 1)))  # chance level
+    slice_cnn, sequence = metrics["slice_cnn"]["weighted_log_loss"], metrics["sequence"]["weighted_log_loss"]
+    assert slice_cnn < constant * 0.8, (slice_cnn, constant)
+    assert sequence < slice_cnn, metrics
