@@ -10,6 +10,29 @@ from pathlib import Path
 
 import pytest
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist every worker gets one compute thread: two workers each starting two threads on two
+    cores oversubscribe them and slow training tests several-fold. Subprocesses inherit the setting."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+        os.environ["OMP_NUM_THREADS"] = "1"
+
+
+@pytest.fixture()
+def one_thread():
+    """Training tests run with one compute thread: the numbers then do not depend on how pytest is invoked
+    (floating-point reduction order changes with the thread count, and small trainings notice)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 TINY_TRAIN = (
     "model.backbone=test_resnet",
     "data.image_size=32",

@@ -60,19 +60,25 @@ def test_an_unreadable_test_file_is_left_out_with_a_warning(tiny_ich_run, tiny_i
     assert strict.returncode == 1 and not (tmp_path / "s.csv").exists()
 
 
-def test_training_learns_and_the_sequence_model_beats_the_slice_cnn(tmp_path):
+def test_training_learns_and_the_sequence_model_beats_the_slice_cnn(tmp_path, one_thread):
     import numpy as np
 
     from radlab.tasks.ich.evaluate import weighted_log_loss
     from radlab.tasks.ich.formats import TRAIN_CSV, read_labels
     from radlab.tasks.ich.synth import synthesize_ich
 
-    synthesize_ich(tmp_path / "data", series=40, seed=1, size=96, workers=2)
+    synthesize_ich(tmp_path / "data", series=40, seed=1, size=64, workers=2)
     metrics = train(
         tmp_path / "data",
         tmp_path / "run",
         "cpu-small",
-        ["data.image_size=96", "data.num_workers=1", "train.progress=quiet", "sequence.progress=quiet"],
+        [
+            "data.image_size=64",
+            "data.num_workers=0",
+            "train.max_epochs=8",
+            "train.progress=quiet",
+            "sequence.progress=quiet",
+        ],
     )
     _, labels = read_labels(tmp_path / "data" / TRAIN_CSV)
     constant = weighted_log_loss(labels, np.tile(labels.mean(axis=0), (len(labels), 1)))  # chance level

@@ -50,7 +50,7 @@ def test_planes_and_tasks_subsets_with_out_of_fold_fusion(tiny_mrnet, tmp_path):
     assert metrics["valid"]["Abnormal_AUROC"] is None and metrics["valid"]["Meniscus_AUROC"] is None
 
 
-def test_training_beats_chance_where_the_finding_is_visible(tmp_path):
+def test_training_beats_chance_where_the_finding_is_visible(tmp_path, one_thread):
     synthesize_mrnet(tmp_path / "data", exams=72, seed=11, workers=2)
     metrics = train(
         tmp_path / "data",

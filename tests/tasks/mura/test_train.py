@@ -56,7 +56,7 @@ def test_config_errors_exit_2_before_anything_is_written(tiny_mura, tmp_path, ex
     assert not (tmp_path / "run").exists()
 
 
-def test_training_lowers_the_loss_and_beats_chance(tmp_path):
+def test_training_lowers_the_loss_and_beats_chance(tmp_path, one_thread):
     synthesize_mura(tmp_path / "data", studies=320, seed=3, workers=2)
     metrics = train(
         tmp_path / "data",

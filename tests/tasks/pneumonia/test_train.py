@@ -16,7 +16,7 @@ def test_folds_are_stratified_on_the_class_and_disjoint(tiny_pneumonia):
     assert sorted(seen) == sorted(set(seen)) and len(seen) == len(train_ids) + len(valid_ids)
 
 
-def test_training_lowers_the_loss_and_beats_chance(tmp_path):
+def test_training_lowers_the_loss_and_beats_chance(tmp_path, one_thread):
     synthesize_pneumonia(tmp_path / "data", patients=200, seed=5, size=128, workers=2)
     metrics = train(
         tmp_path / "data",

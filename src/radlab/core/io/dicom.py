@@ -22,6 +22,17 @@ from radlab.core.io.images import stretch_to_uint8
 MAX_PIXELS = 2**28
 
 
+def list_dicom_folder(folder: str | Path) -> list[Path]:
+    """The `*.dcm` files of a folder, sorted by name; a data error when it is not a folder or holds none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RadlabDataError(folder, "not a folder of DICOM files")
+    paths = sorted(folder.glob("*.dcm"))
+    if not paths:
+        raise RadlabDataError(folder, "holds no .dcm file")
+    return paths
+
+
 def read_header(path: str | Path) -> Dataset:
     """The DICOM header only (no pixel data), for metadata tables and size checks."""
     return _read(Path(path), stop_before_pixels=True)

@@ -7,6 +7,8 @@ uint8 tensors between processes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,3 +36,28 @@ class ImageClassifier(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.backbone(self.normalise(pixels))
+
+
+def build_image_classifier(
+    backbone: str,
+    num_classes: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    *,
+    pretrained: bool = False,
+    weights_file: str | Path | None = None,
+    trust_pickle: bool = False,
+    **kwargs: Any,
+) -> ImageClassifier:
+    """A timm backbone with `num_classes` logits behind the pixel normalisation (see create_backbone)."""
+    from radlab.core.models.factory import create_backbone
+
+    model = create_backbone(
+        backbone,
+        num_classes=num_classes,
+        pretrained=pretrained,
+        weights_file=weights_file,
+        trust_pickle=trust_pickle,
+        **kwargs,
+    )
+    return ImageClassifier(model, mean, std)

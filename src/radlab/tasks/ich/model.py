@@ -7,20 +7,21 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from radlab.core.models import ImageClassifier, create_backbone
+from radlab.core.models import ImageClassifier, build_image_classifier
 from radlab.tasks.ich.config import IchConfig
 
 
 def build_slice_model(config: IchConfig, initialise: bool = True) -> ImageClassifier:
     """A timm backbone with 6 logits; normalisation with the recipe's window mean/std inside."""
-    backbone = create_backbone(
+    return build_image_classifier(
         config.model.backbone,
-        num_classes=6,
+        6,
+        config.data.mean,
+        config.data.std,
         pretrained=config.model.pretrained and initialise,
         weights_file=config.model.weights_file if initialise else None,
         trust_pickle=config.model.trust_pickle,
     )
-    return ImageClassifier(backbone, config.data.mean, config.data.std)
 
 
 def slice_embeddings(model: ImageClassifier, pixels: torch.Tensor) -> torch.Tensor:

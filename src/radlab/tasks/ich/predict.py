@@ -17,6 +17,7 @@ from radlab.core.config import read_yaml, validate_config
 from radlab.core.console import warn
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
+from radlab.core.io.dicom import list_dicom_folder
 from radlab.core.models import load_weights
 from radlab.tasks.ich.config import IchConfig
 from radlab.tasks.ich.embeddings import embed_slices
@@ -58,12 +59,7 @@ def predict_folder(
     strict: bool = False,
     device: str = "auto",
 ) -> PredictionSummary:
-    input_dir = Path(input_dir)
-    if not input_dir.is_dir():
-        raise RadlabDataError(input_dir, "not a folder of DICOM files")
-    paths = sorted(input_dir.glob("*.dcm"))
-    if not paths:
-        raise RadlabDataError(input_dir, "holds no .dcm file")
+    paths = list_dicom_folder(input_dir)
     infos, skipped = read_metadata(paths)
     if strict and skipped:
         raise RadlabDataError(skipped[0][0], f"{skipped[0][1]} (--strict)")

@@ -127,7 +127,7 @@ def _write_series(out: Path, item: _Series, seed: np.random.SeedSequence, size: 
     folder = out / (TRAIN_IMAGES if item.split == "train" else TEST_IMAGES)
     for k in rng.permutation(item.slices):
         hu = render_slice(size, k, item.slices, item.bleeds, centre, radius, side, rng)
-        _write_dicom(folder / f"{item.images[k]}.dcm", hu, item, int(k), rng)
+        _write_dicom(folder / f"{item.images[k]}.dcm", hu, item, int(k))
 
 
 def render_slice(
@@ -180,7 +180,13 @@ def _bleed(hu, kind, x, y, r, rx, ry, side, scale, strength) -> None:
     hu[mask] = value
 
 
-def _write_dicom(path: Path, hu: np.ndarray, item: _Series, k: int, rng: np.random.Generator) -> None:
+def _write_dicom(path: Path, hu: np.ndarray, item: _Series, k: int) -> None:
+    with warnings.catch_warnings():  # the challenge's UIDs look like "ID_63eb1e259", which pydicom flags
+        warnings.simplefilter("ignore")
+        _build_and_save(path, hu, item, k)
+
+
+def _build_and_save(path: Path, hu: np.ndarray, item: _Series, k: int) -> None:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
     meta.MediaStorageSOPInstanceUID = path.stem
@@ -211,8 +217,7 @@ def _write_dicom(path: Path, hu: np.ndarray, item: _Series, k: int, rng: np.rand
         ds.WindowCenter, ds.WindowWidth = 36, 80
     ds.PixelData = stored.tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, durable=False) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with atomic_path(path, durable=False) as tmp:
         ds.save_as(tmp, enforce_file_format=True)
 
 

@@ -16,20 +16,19 @@ from typing import Any, Literal
 
 import lightning as L
 import numpy as np
-import torch
 from torch.utils.data import DataLoader
 
 from radlab.core.config import config_to_yaml, deep_merge, parse_overrides, read_yaml, validate_config
 from radlab.core.console import info
 from radlab.core.engine.callbacks import read_history, write_history
 from radlab.core.engine.folds import stratified_folds
+from radlab.core.engine.loaders import epoch_loader
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.engine.session import open_run
 from radlab.core.engine.trainer import build_trainer
 from radlab.core.errors import RadlabConfigError, RadlabDataError, RadlabError
 from radlab.core.io.atomic import atomic_write_text
 from radlab.core.models import load_weights
-from radlab.core.transforms import seed_worker_transforms
 from radlab.tasks.ich.config import IchConfig, load_ich_config
 from radlab.tasks.ich.data import SequenceDataset, SliceDataset, SliceTransform, collate_sequences
 from radlab.tasks.ich.embeddings import embed_slices, has_embedded, load_embedded, save_embedded
@@ -148,9 +147,12 @@ def _train_slices(
             paths, data.image_size, transform, table.labels[rows], data.crop, data.pixel_representation_fix
         )
 
+    loading = {"batch_size": config.train.batch_size, "num_workers": data.num_workers}
     loaders = [
-        _loader(dataset(train_rows, SliceTransform(True, config.augment, config.train.seed)), config, shuffle=True),
-        _loader(dataset(valid_rows, SliceTransform()), config, shuffle=False),
+        epoch_loader(
+            dataset(train_rows, SliceTransform(True, config.augment, config.train.seed)), shuffle=True, **loading
+        ),
+        epoch_loader(dataset(valid_rows, SliceTransform()), shuffle=False, **loading),
     ]
     trainer = build_trainer(config.train, sub, monitor="val/loss", mode="min")
     trainer.fit(SliceRecipe(config), *loaders, ckpt_path=str(checkpoint) if checkpoint else None)
@@ -225,17 +227,3 @@ def _finish(
     if rows:
         write_history(run.history, rows)
     return metrics
-
-
-def _loader(dataset: SliceDataset, config: IchConfig, shuffle: bool) -> DataLoader:
-    workers = config.data.num_workers
-    return DataLoader(
-        dataset,
-        batch_size=config.train.batch_size,
-        shuffle=shuffle,
-        drop_last=shuffle and len(dataset) > config.train.batch_size,
-        num_workers=workers,
-        persistent_workers=workers > 0,
-        worker_init_fn=seed_worker_transforms,
-        pin_memory=torch.cuda.is_available(),
-    )

@@ -12,18 +12,17 @@ from typing import Any
 
 import lightning as L
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
 
 from radlab.core.console import info
 from radlab.core.engine.callbacks import read_history, write_history
 from radlab.core.engine.folds import stratified_folds
+from radlab.core.engine.loaders import epoch_loader
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.engine.session import open_run
 from radlab.core.engine.trainer import build_trainer
 from radlab.core.metrics import roc_auc
 from radlab.core.models import load_weights
-from radlab.core.transforms import VolumeTransform, seed_worker_transforms
+from radlab.core.transforms import VolumeTransform
 from radlab.tasks.mrnet.config import MRNetConfig, load_mrnet_config
 from radlab.tasks.mrnet.data import MRNetDataset, collate_exams
 from radlab.tasks.mrnet.evaluate import official_scores
@@ -91,8 +90,8 @@ def train_unit(
     trainer = build_trainer(config.train, sub, monitor="val/loss", mode="min")
     trainer.fit(
         recipe,
-        train_dataloaders=_loader(train_set, config, shuffle=True),
-        val_dataloaders=_loader(valid_set, config, shuffle=False),
+        train_dataloaders=epoch_loader(train_set, shuffle=True, **_loading(config)),
+        val_dataloaders=epoch_loader(valid_set, shuffle=False, **_loading(config)),
         ckpt_path=str(checkpoint) if checkpoint else None,
     )
     sub.write_json("done.json", {"epochs": trainer.current_epoch})
@@ -171,19 +170,9 @@ def _merge_histories(run: RunDir, units: list[Unit]) -> None:
     write_history(run.history, rows)
 
 
-def _loader(dataset: MRNetDataset, config: MRNetConfig, shuffle: bool) -> DataLoader:
-    workers = config.data.num_workers
-    return DataLoader(
-        dataset,
-        batch_size=config.train.batch_size,
-        shuffle=shuffle,
-        num_workers=workers,
-        persistent_workers=workers > 0,
-        worker_init_fn=seed_worker_transforms,
-        collate_fn=collate_exams,
-        pin_memory=torch.cuda.is_available(),
-    )
-
-
 def _finite(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
+
+
+def _loading(config: MRNetConfig) -> dict:
+    return {"batch_size": config.train.batch_size, "num_workers": config.data.num_workers, "collate_fn": collate_exams}

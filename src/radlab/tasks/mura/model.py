@@ -7,21 +7,22 @@ from pathlib import Path
 from radlab.core.config import read_yaml, validate_config
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
-from radlab.core.models import ImageClassifier, create_backbone, load_weights
+from radlab.core.models import ImageClassifier, build_image_classifier, load_weights
 from radlab.tasks.mura.config import MuraConfig
 
 
 def build_model(config: MuraConfig, initialise: bool = True) -> ImageClassifier:
     """The classifier of `config`; `initialise` loads the configured pretrained weights (training only)."""
-    backbone = create_backbone(
+    return build_image_classifier(
         config.model.backbone,
-        num_classes=1,
+        1,
+        config.data.mean,
+        config.data.std,
         pretrained=config.model.pretrained and initialise,
         weights_file=config.model.weights_file if initialise else None,
         trust_pickle=config.model.trust_pickle,
         drop_rate=config.model.drop_rate,
     )
-    return ImageClassifier(backbone, config.data.mean, config.data.std)
 
 
 def load_run_config(run_dir: str | Path) -> MuraConfig:

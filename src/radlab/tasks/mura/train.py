@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
-from torch.utils.data import DataLoader
 
+from radlab.core.engine.loaders import epoch_loader
 from radlab.core.engine.session import open_run
 from radlab.core.engine.trainer import build_trainer
-from radlab.core.transforms import build_image_transform, seed_worker_transforms
+from radlab.core.transforms import build_image_transform
 from radlab.tasks.mura.config import MuraConfig, load_mura_config
 from radlab.tasks.mura.data import MuraDataset, class_weights, split_statistics
 from radlab.tasks.mura.formats import resolve_data_root
@@ -52,8 +51,8 @@ def train(
     trainer = build_trainer(config.train, run, monitor=f"val/{monitor}", mode="min" if monitor == "loss" else "max")
     trainer.fit(
         recipe,
-        train_dataloaders=_loader(train_set, config, shuffle=True),
-        val_dataloaders=_loader(valid_set, config, shuffle=False),
+        train_dataloaders=epoch_loader(train_set, shuffle=True, **_loading(config)),
+        val_dataloaders=epoch_loader(valid_set, shuffle=False, **_loading(config)),
         ckpt_path=str(checkpoint) if checkpoint else None,
     )
     metrics = run.read_json("metrics.json")
@@ -61,16 +60,5 @@ def train(
     return metrics
 
 
-def _loader(dataset: MuraDataset, config: MuraConfig, shuffle: bool) -> DataLoader:
-    workers = config.data.num_workers
-    batch_size = config.train.batch_size
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        drop_last=shuffle and len(dataset) > batch_size,
-        num_workers=workers,
-        persistent_workers=workers > 0,
-        worker_init_fn=seed_worker_transforms,
-        pin_memory=torch.cuda.is_available(),
-    )
+def _loading(config: MuraConfig) -> dict[str, int]:
+    return {"batch_size": config.train.batch_size, "num_workers": config.data.num_workers}

@@ -20,6 +20,7 @@ from radlab.core.console import warn
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabConfigError, RadlabDataError
 from radlab.core.infer import iterate_batches, pick_device
+from radlab.core.io.dicom import list_dicom_folder
 from radlab.tasks.pneumonia.data import DetectionTransform, DicomBoxDataset, collate_detection
 from radlab.tasks.pneumonia.formats import Prediction, write_submission
 from radlab.tasks.pneumonia.model import PneumoniaDetector, load_detector, logit, opacity_weight
@@ -67,12 +68,7 @@ def predict_folder(
     device: str = "auto",
 ) -> PredictionSummary:
     """Write one submission row per `*.dcm` in `input_dir` (sorted by name)."""
-    input_dir = Path(input_dir)
-    if not input_dir.is_dir():
-        raise RadlabDataError(input_dir, "not a folder of DICOM files")
-    paths = sorted(input_dir.glob("*.dcm"))
-    if not paths:
-        raise RadlabDataError(input_dir, "holds no .dcm file")
+    paths = list_dicom_folder(input_dir)
     loaded = [load_detector(run) for run in run_dirs]
     config = loaded[0][0]
     for other, _ in loaded[1:]:

@@ -6,14 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
-from torch.utils.data import DataLoader
 
 from radlab.core.engine.folds import stratified_folds
+from radlab.core.engine.loaders import epoch_loader
 from radlab.core.engine.session import open_run
 from radlab.core.engine.trainer import build_trainer
 from radlab.core.errors import RadlabConfigError, RadlabDataError
-from radlab.core.transforms import seed_worker_transforms
 from radlab.tasks.pneumonia.config import PneumoniaConfig, load_pneumonia_config
 from radlab.tasks.pneumonia.data import DetectionTransform, PneumoniaDataset, collate_detection
 from radlab.tasks.pneumonia.formats import CLASS_INFO, CLASSES, TRAIN_LABELS, read_box_labels, read_class_info
@@ -65,23 +63,16 @@ def train(
     trainer = build_trainer(config.train, run, monitor="val/map", mode="max")
     trainer.fit(
         recipe,
-        train_dataloaders=_loader(train_set, config, shuffle=True),
-        val_dataloaders=_loader(valid_set, config, shuffle=False),
+        train_dataloaders=epoch_loader(train_set, shuffle=True, **_loading(config)),
+        val_dataloaders=epoch_loader(valid_set, shuffle=False, **_loading(config)),
         ckpt_path=str(checkpoint) if checkpoint else None,
     )
     return run.read_json("metrics.json")
 
 
-def _loader(dataset: PneumoniaDataset, config: PneumoniaConfig, shuffle: bool) -> DataLoader:
-    workers = config.data.num_workers
-    return DataLoader(
-        dataset,
-        batch_size=config.train.batch_size,
-        shuffle=shuffle,
-        drop_last=shuffle and len(dataset) > config.train.batch_size,
-        num_workers=workers,
-        persistent_workers=workers > 0,
-        worker_init_fn=seed_worker_transforms,
-        collate_fn=collate_detection,
-        pin_memory=torch.cuda.is_available(),
-    )
+def _loading(config: PneumoniaConfig) -> dict:
+    return {
+        "batch_size": config.train.batch_size,
+        "num_workers": config.data.num_workers,
+        "collate_fn": collate_detection,
+    }
