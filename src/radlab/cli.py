@@ -13,8 +13,10 @@ from typing import Annotated
 
 import typer
 
-from radlab.core.errors import RadlabError
-from radlab.tasks import task_cli, task_names
+from radlab.core.config import read_yaml
+from radlab.core.console import info
+from radlab.core.errors import RadlabDataError, RadlabError
+from radlab.tasks import task_cli, task_module, task_names
 
 DEMO_MARKER = ".radlab-demo"
 # Known noise from libraries (deprecations inside Lightning, expected states on resume); filtered only
@@ -57,6 +59,56 @@ def demo(
     for name in names:
         target = prepare_demo_folder(out, name)
         task_cli(name).demo(target)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `radlab TASK train`.")],
+    out: Annotated[Path | None, typer.Option(help="HTML file to write (default RUN_DIR/report.html).")] = None,
+) -> None:
+    """One self-contained HTML file: config, training curves, curves and tables, pictures of the model's view."""
+    info(f"report written: {write_run_report(run_dir, out)}")
+
+
+def write_run_report(run_dir: Path, out: Path | None = None) -> Path:
+    """The report of a run of any task (the task is read from the run's config.yaml)."""
+    from radlab.core.report import write_report
+
+    task = run_task(run_dir)
+    sections = task_module(task, "report").sections(run_dir)
+    return write_report(run_dir, f"radlab {task}: {run_dir.resolve().name}", sections, out)
+
+
+def run_task(run_dir: Path) -> str:
+    """The task a run directory belongs to, from its config.yaml."""
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise RadlabDataError(config_path, "missing: not a radlab run directory (train first)")
+    task = read_yaml(config_path, "run config").get("task")
+    if task not in task_names():
+        raise RadlabDataError(config_path, f"names no known task ({task!r})")
+    return str(task)
+
+
+@app.command()
+def explain(
+    task: Annotated[str, typer.Argument(help=f"One of {', '.join(task_names())}.")],
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="An image, DICOM, volume or a folder.")],
+    model: Annotated[Path, typer.Option(help="The run directory of a trained model.")],
+    out: Annotated[Path, typer.Option(help="Folder for the pictures and explanations.json.")],
+) -> None:
+    """Heat-maps of what a classifier looked at (CAM), or a detector's boxes, over the original image."""
+    from radlab.core.explain import write_explanations
+
+    if task not in task_names():
+        raise typer.BadParameter(f"unknown task {task!r}; choose from {', '.join(task_names())}")
+    explanations = task_module(task, "explain").explain(input_path, model)
+    if not explanations:
+        raise RadlabDataError(input_path, "nothing could be explained (see the warnings above)")
+    written = write_explanations(out, explanations)
+    for item in explanations:
+        info(f"{item.name}: {item.caption}")
+    info(f"{len(written)} pictures in {out} (index: {out / 'explanations.json'})")
 
 
 def prepare_demo_folder(out: Path, task: str) -> Path:

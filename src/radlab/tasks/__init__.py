@@ -17,4 +17,9 @@ def task_names() -> list[str]:
 
 def task_cli(name: str) -> ModuleType:
     """The `cli` module of a task package."""
-    return importlib.import_module(f"radlab.tasks.{name}.cli")
+    return task_module(name, "cli")
+
+
+def task_module(name: str, part: str) -> ModuleType:
+    """A module of a task package (`report`, `explain`, ...), imported on demand."""
+    return importlib.import_module(f"radlab.tasks.{name}.{part}")

@@ -27,6 +27,21 @@ def resize_map(cam: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.clip(np.asarray(resized), 0.0, 1.0)
 
 
+def map_to_original(cam: np.ndarray, height: int, width: int, size: int, resize: str = "stretch") -> np.ndarray:
+    """A map over the model's size x size input, brought back onto the original (height, width) image.
+
+    "stretch" inputs were resized directly; "pad" inputs kept the aspect ratio and were padded evenly to a
+    square (albumentations' LongestMaxSize + PadIfNeeded), so the padding is cut away first.
+    """
+    if resize != "pad":
+        return resize_map(cam, height, width)
+    square = resize_map(cam, size, size)
+    scale = size / max(height, width)
+    inner_h, inner_w = round(height * scale), round(width * scale)
+    top, left = (size - inner_h) // 2, (size - inner_w) // 2
+    return resize_map(square[top : top + inner_h, left : left + inner_w], height, width)
+
+
 def overlay_heatmap(image: np.ndarray, cam: np.ndarray, alpha: float = 0.4, colormap: str = "jet") -> np.ndarray:
     """The image (H, W) or (H, W, 3) uint8 with the map (any size, 0..1) blended on top, at the image's size."""
     base = _rgb(image).astype(np.float32)

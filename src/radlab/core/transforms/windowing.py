@@ -109,19 +109,47 @@ def _windows(hu: np.ndarray, windows: Sequence[Window], dtype: str) -> np.ndarra
     return np.rint(scaled * 255.0).astype(np.uint8)
 
 
-def crop_black_border(image: np.ndarray, threshold: int = 0) -> np.ndarray:
-    """Keep the rows and columns holding any value above `threshold` and paste them top-left into a black
-    square whose side is the longer one (the aspect ratio is kept). An all-black image is returned as is."""
+def border_box(image: np.ndarray, threshold: int = 0) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right), bottom and right exclusive, of the rows and columns holding any value above
+    `threshold`; None for an all-black image."""
     content = image.max(axis=2) if image.ndim == 3 else image
     rows = np.flatnonzero((content > threshold).any(axis=1))
     cols = np.flatnonzero((content > threshold).any(axis=0))
     if len(rows) == 0 or len(cols) == 0:
+        return None
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def crop_black_border(image: np.ndarray, threshold: int = 0) -> np.ndarray:
+    """Keep the rows and columns holding any value above `threshold` and paste them top-left into a black
+    square whose side is the longer one (the aspect ratio is kept). An all-black image is returned as is."""
+    box = border_box(image, threshold)
+    if box is None:
         return image
-    cropped = image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    top, bottom, left, right = box
+    cropped = image[top:bottom, left:right]
     side = max(cropped.shape[:2])
     square = np.zeros((side, side, *image.shape[2:]), dtype=image.dtype)
     square[: cropped.shape[0], : cropped.shape[1]] = cropped
     return square
+
+
+def uncrop_map(square_map: np.ndarray, box: tuple[int, int, int, int] | None, shape: tuple[int, int]) -> np.ndarray:
+    """A map over crop_black_border's square (any resolution) placed back on the original image's grid."""
+    from PIL import Image
+
+    def resized(values: np.ndarray, height: int, width: int) -> np.ndarray:
+        image = Image.fromarray(values.astype(np.float32), mode="F")
+        return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR))
+
+    if box is None:
+        return resized(square_map, *shape)
+    top, bottom, left, right = box
+    side = max(bottom - top, right - left)
+    square = resized(square_map, side, side)
+    out = np.zeros(shape, dtype=np.float32)
+    out[top:bottom, left:right] = square[: bottom - top, : right - left]
+    return out
 
 
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:

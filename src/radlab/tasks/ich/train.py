@@ -29,11 +29,12 @@ from radlab.core.engine.trainer import build_trainer
 from radlab.core.errors import RadlabConfigError, RadlabDataError, RadlabError
 from radlab.core.io.atomic import atomic_write_text
 from radlab.core.models import load_weights
+from radlab.core.report.cases import CASES_FILE, write_case_table
 from radlab.tasks.ich.config import IchConfig, load_ich_config
 from radlab.tasks.ich.data import SequenceDataset, SliceDataset, SliceTransform, collate_sequences
 from radlab.tasks.ich.embeddings import embed_slices, has_embedded, load_embedded, save_embedded
 from radlab.tasks.ich.evaluate import scores
-from radlab.tasks.ich.formats import TRAIN_CSV, TRAIN_IMAGES, read_labels
+from radlab.tasks.ich.formats import SUBTYPES, TRAIN_CSV, TRAIN_IMAGES, read_labels
 from radlab.tasks.ich.inference import load_snapshots, sequence_probs
 from radlab.tasks.ich.metadata import SliceInfo, read_metadata, sequences
 from radlab.tasks.ich.model import build_slice_model
@@ -218,6 +219,16 @@ def _finish(
             seen = ~np.isnan(probs[:, 0])
             metrics["sequence"] = scores(truth[seen], probs[seen])
             metrics["sequence_epochs_averaged"] = len(models)
+            infos = [table.infos[valid_rows[k]] for k in np.flatnonzero(seen)]
+            write_case_table(
+                run.file(CASES_FILE),
+                [i.image for i in infos],
+                SUBTYPES,
+                truth[seen],
+                probs[seen],
+                groups=[i.series for i in infos],
+                inputs=[str(i.path) for i in infos],
+            )
     run.write_json("metrics.json", metrics)
     rows = [
         {"stage": stage, **row}

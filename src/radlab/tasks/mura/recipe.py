@@ -13,9 +13,11 @@ from radlab.core.console import warn
 from radlab.core.engine.optim import adam_with_plateau
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.models import ImageClassifier, save_weights
+from radlab.core.report.cases import CASES_FILE, write_case_table
 from radlab.tasks.mura.config import MuraConfig
 from radlab.tasks.mura.data import MuraSplit
 from radlab.tasks.mura.evaluate import detailed_metrics
+from radlab.tasks.mura.formats import study_type
 from radlab.tasks.mura.model import build_model
 from radlab.tasks.mura.pooling import StudyPooler
 
@@ -33,13 +35,16 @@ class MuraRecipe(L.LightningModule):
         loss_weights: np.ndarray,
         validation: MuraSplit,
         model: ImageClassifier | None = None,
+        validation_paths: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.model = model if model is not None else build_model(config)
         self.register_buffer("loss_weights", torch.as_tensor(loss_weights, dtype=torch.float32), persistent=False)
         self.validation = validation
+        self.validation_paths = validation_paths
         self.latest_metrics: dict[str, Any] = {}
+        self.latest_cases: tuple[list[str], np.ndarray, np.ndarray] | None = None
         self._val_probs: list[torch.Tensor] = []
         self._val_index: list[torch.Tensor] = []
         self._val_readable: list[torch.Tensor] = []
@@ -95,6 +100,7 @@ class MuraRecipe(L.LightningModule):
             value = overall.get(name)
             self.log(f"val/{name}", float("nan") if value is None else value)
         self.latest_metrics = details
+        self.latest_cases = (studies, truth, study_probs)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optim = self.config.optim
@@ -124,3 +130,22 @@ class MuraRecipe(L.LightningModule):
             {"task": "mura", "backbone": self.config.model.backbone, "epoch": str(epoch)},
         )
         run.write_json("metrics.json", metrics)
+        if self.latest_cases is not None:
+            self._write_cases(run)
+
+    def _write_cases(self, run: RunDir) -> None:
+        """valid_predictions.csv: one row per validation study, its first image as the input to show."""
+        studies, truth, probs = self.latest_cases
+        first_image: dict[str, str] = {}
+        for k, s in enumerate(self.validation.image_study):
+            path = self.validation_paths[k] if self.validation_paths else self.validation.images[k].path
+            first_image.setdefault(self.validation.studies[s], str(path))
+        write_case_table(
+            run.file(CASES_FILE),
+            studies,
+            ["abnormal"],
+            truth,
+            probs,
+            groups=[study_type(s) or "unknown" for s in studies],
+            inputs=[first_image[s] for s in studies],
+        )

@@ -46,7 +46,7 @@ def train(
     weights = class_weights(train_set.split, config.train.loss_weighting)
     run.write_json("data_stats.json", split_statistics(train_set.split, weights))
 
-    recipe = MuraRecipe(config, weights, valid_set.split)
+    recipe = MuraRecipe(config, weights, valid_set.split, validation_paths=valid_set.paths)
     monitor = config.train.monitor
     trainer = build_trainer(config.train, run, monitor=f"val/{monitor}", mode="min" if monitor == "loss" else "max")
     trainer.fit(

@@ -1,0 +1,84 @@
+"""`radlab explain ich`: where the slice CNN sees each haemorrhage, over the brain window at the slice's size.
+
+The sequence model refines the slice CNN's embeddings across neighbouring slices and has no spatial map; the
+pictures therefore show the slice CNN, with the probabilities of both beside them when a series is given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from radlab.core.config import read_yaml, validate_config
+from radlab.core.engine.run_dir import RunDir
+from radlab.core.errors import RadlabDataError
+from radlab.core.explain import Explanation, class_activation_maps, explain_each, overlay_heatmap
+from radlab.core.io.dicom import list_dicom_folder, read_dicom
+from radlab.core.models import ImageClassifier, load_weights
+from radlab.core.transforms.windowing import (
+    ICH_WINDOWS,
+    border_box,
+    crop_black_border,
+    resize_square,
+    stored_and_rescale,
+    uncrop_map,
+    window_stack,
+)
+from radlab.tasks.ich.config import IchConfig
+from radlab.tasks.ich.formats import SUBTYPES
+from radlab.tasks.ich.model import build_slice_model
+
+
+class IchExplainer:
+    """The slice classifier of a run, explaining one DICOM slice at a time."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        run = RunDir(Path(run_dir))
+        weights = run.root / "slice" / "model.safetensors"
+        for path in (run.config, weights):
+            if not path.is_file():
+                raise RadlabDataError(path, "missing: not a trained radlab ICH run (train first)")
+        self.config = validate_config(IchConfig, read_yaml(run.config, "run config"), source=str(run.config))
+        self.model: ImageClassifier = build_slice_model(self.config, initialise=False)
+        self.model.load_state_dict(load_weights(weights))
+        self.model.eval()
+
+    def explain_slice(self, path: str | Path, subtype: str | None = None) -> Explanation:
+        """The CAM of `subtype` (default: the most likely haemorrhage subtype) on the brain window."""
+        data = self.config.data
+        ds, stored = read_dicom(Path(path))
+        if stored.ndim != 2:
+            raise RadlabDataError(path, f"expected one grayscale slice, got pixel shape {stored.shape}")
+        values, slope, intercept = stored_and_rescale(ds, stored, data.pixel_representation_fix)
+        stack = window_stack(values, slope, intercept, ICH_WINDOWS)
+        box = border_box(stack) if data.crop else None
+        view = crop_black_border(stack) if data.crop else stack
+        pixels = torch.from_numpy(np.ascontiguousarray(resize_square(view, data.image_size).transpose(2, 0, 1)))
+        result = class_activation_maps(self.model, pixels.unsqueeze(0))
+        probs = 1.0 / (1.0 + np.exp(-result.logits[0]))
+        k = SUBTYPES.index(subtype) if subtype else int(np.argmax(probs[:5]))
+        cam = uncrop_map(result.maps[0, k], box, stack.shape[:2])
+        brain = stack[..., 0]
+        shown = ", ".join(f"{name} {p:.2f}" for name, p in zip(SUBTYPES, probs, strict=True))
+        caption = f"{result.method.upper()} of {SUBTYPES[k]} on the brain window; slice CNN: {shown}"
+        details = {
+            "input": str(path),
+            "shown": SUBTYPES[k],
+            "method": result.method,
+            "slice_cnn": dict(zip(SUBTYPES, map(float, probs), strict=True)),
+        }
+        return Explanation(f"{Path(path).stem}.{SUBTYPES[k]}", overlay_heatmap(brain, cam), caption, details)
+
+
+def explain(input_path: Path, run_dir: Path) -> list[Explanation]:
+    """CAM overlays for one DICOM slice or every slice of a folder."""
+    explainer = IchExplainer(run_dir)
+    if input_path.is_dir():
+        paths = list_dicom_folder(input_path)
+    elif input_path.is_file():
+        paths = [input_path]
+    else:
+        raise RadlabDataError(input_path, "no such file or folder")
+    return explain_each(paths, lambda path: [explainer.explain_slice(path)])
