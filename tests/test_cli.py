@@ -90,3 +90,12 @@ def test_ich_demo_prints_the_evaluators_json_line(tmp_path, capsys):
     result = run_demo(tmp_path, series=10, size=64, overrides=TINY_ICH_TRAIN)
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line == result["test"] and "weighted_log_loss" in line
+
+
+@pytest.mark.parametrize("content", [None, "task: nosuchtask\n"])
+def test_report_of_a_folder_that_is_no_run_is_one_line(tmp_path, content):
+    if content is not None:
+        (tmp_path / "config.yaml").write_text(content)
+    result = run_cli("report", tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "config.yaml" in result.stderr and len(result.stderr.strip().splitlines()) == 1

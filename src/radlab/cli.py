@@ -52,13 +52,14 @@ def demo(
     task: Annotated[str, typer.Option(help=f"One of {', '.join(task_names())}, or all.")] = "mura",
     out: Annotated[Path, typer.Option(help="Folder for data, runs and outputs.")] = Path("radlab-demo"),
 ) -> None:
-    """Synthetic data -> train (cpu-small) -> predict -> evaluate, on the CPU in minutes."""
+    """Synthetic data -> train (cpu-small) -> predict -> evaluate -> report, on the CPU in minutes."""
     names = task_names() if task == "all" else [task]
     if task != "all" and task not in task_names():
         raise typer.BadParameter(f"unknown task {task!r}; choose from {', '.join(task_names())} or all")
     for name in names:
         target = prepare_demo_folder(out, name)
         task_cli(name).demo(target)
+        info(f"report: {write_run_report(target / 'run')}")
 
 
 @app.command()

@@ -25,6 +25,7 @@ def test_run_directory_holds_what_the_spec_lists(tiny_run):
         assert path.is_file(), path
     assert sorted(p.suffix for p in tiny_run.rglob("*") if p.is_file()) == [
         ".csv",
+        ".csv",
         ".json",
         ".json",
         ".safetensors",

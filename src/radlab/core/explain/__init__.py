@@ -5,6 +5,7 @@ from radlab.core.explain.cam import (
     class_activation_maps,
     feature_map_cam,
     plain_cam_applies,
+    spatial_features,
 )
 from radlab.core.explain.explanation import Explanation, explain_each, write_explanations
 from radlab.core.explain.overlay import draw_boxes, overlay_heatmap, save_png
@@ -19,5 +20,6 @@ __all__ = [
     "overlay_heatmap",
     "plain_cam_applies",
     "save_png",
+    "spatial_features",
     "write_explanations",
 ]

@@ -37,6 +37,17 @@ def feature_map_cam(features: torch.Tensor, weight: torch.Tensor, bias: torch.Te
     return maps
 
 
+def spatial_features(extractor: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The last feature map (B, C, h, w) of a feature extractor made by create_feature_extractor (a timm model
+    without classifier, or a torchvision trunk followed by global average pooling)."""
+    if hasattr(extractor, "forward_features"):
+        return extractor.forward_features(images)
+    trunk = getattr(extractor, "trunk", None)
+    if trunk is None:
+        raise TypeError(f"{type(extractor).__name__} exposes no feature map (forward_features or trunk)")
+    return trunk(images)
+
+
 def _linear_head(backbone: nn.Module) -> nn.Linear | None:
     get_classifier = getattr(backbone, "get_classifier", None)
     head = get_classifier() if callable(get_classifier) else None

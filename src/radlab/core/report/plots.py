@@ -7,10 +7,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
 SERIES_KEYS = ("stage", "unit", "fold")
 NOT_PLOTTED = ("epoch", "seconds", *SERIES_KEYS)
+MAX_LINES = 8
 
 
 def _float(value: str | float | None) -> float:
@@ -36,10 +38,12 @@ def training_curves(rows: Sequence[Mapping[str, str]]) -> Figure | None:
     columns = [c for c in rows[0] if c not in NOT_PLOTTED]
     losses = [c for c in columns if c.endswith("loss") and c != "lr"]
     metrics = [c for c in columns if c.startswith("val/") and c not in losses]
+    series = split_series(rows)
+    if len(series) * len(metrics) > MAX_LINES:  # keep the summary metrics, drop their per-label variants
+        metrics = [c for c in metrics if not any(c != m and c.startswith(m + "_") for m in metrics)]
     panels = [("loss", losses), ("validation metric", metrics), ("learning rate", ["lr"] if "lr" in columns else [])]
     panels = [(title, cols) for title, cols in panels if cols]
     figure = Figure(figsize=(5.0 * len(panels), 3.6))
-    series = split_series(rows)
     for k, (title, cols) in enumerate(panels):
         axis = figure.add_subplot(1, len(panels), k + 1)
         for name, part in series.items():
@@ -52,6 +56,7 @@ def training_curves(rows: Sequence[Mapping[str, str]]) -> Figure | None:
                 axis.plot(epochs, values, marker="o", markersize=3, label=label)
         axis.set_title(title)
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         if title == "learning rate":
             axis.set_yscale("log")
         if axis.lines:

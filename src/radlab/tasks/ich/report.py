@@ -42,7 +42,11 @@ def sections(run_dir: str | Path) -> list[Section]:
             ),
         )
     ]
-    skipped = metrics.get("skipped_files") or []
+    skipped = list(metrics.get("skipped_files") or [])
+    skipped += [
+        [image, "validation slice whose pixels do not decode"]
+        for image in metrics.get("unreadable_validation_images") or []
+    ]
     if skipped:
         found.append(Section("Files left out", table_html(["file", "reason"], skipped)))
     if table is None:

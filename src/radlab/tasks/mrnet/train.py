@@ -22,6 +22,7 @@ from radlab.core.engine.session import open_run
 from radlab.core.engine.trainer import build_trainer
 from radlab.core.metrics import roc_auc
 from radlab.core.models import load_weights
+from radlab.core.report.cases import CASES_FILE, write_case_table
 from radlab.core.transforms import VolumeTransform
 from radlab.tasks.mrnet.config import MRNetConfig, load_mrnet_config
 from radlab.tasks.mrnet.data import MRNetDataset, collate_exams
@@ -142,6 +143,15 @@ def _validate(config: MRNetConfig, root: Path, run: RunDir, units: list[Unit], f
         }
         for task in config.train.tasks
     }
+    columns = [TASKS.index(t) for t in config.train.tasks]
+    write_case_table(
+        run.file(CASES_FILE),
+        ids,
+        list(config.train.tasks),
+        labels[:, columns],
+        probs[:, columns],
+        inputs=[str(volume_path(root, "valid", config.train.planes[0], i)) for i in ids],
+    )
     return {
         "valid": official_scores(labels, probs, config.train.tasks),
         "per_plane": per_plane,

@@ -22,17 +22,22 @@ from radlab.core.engine.run_dir import RunDir
 from radlab.core.models import save_weights
 from radlab.tasks.pneumonia.config import PneumoniaConfig
 from radlab.tasks.pneumonia.model import PneumoniaDetector, opacity_weight
-from radlab.tasks.pneumonia.postprocess import best_threshold, threshold_sweep, to_original
+from radlab.tasks.pneumonia.postprocess import best_threshold, select, threshold_sweep, to_original
 
 SWEEP_FILE = "threshold_sweep.csv"
+DETECTIONS_FILE = "valid_detections.json"
 
 
 class PneumoniaRecipe(L.LightningModule):
-    def __init__(self, config: PneumoniaConfig, run: RunDir, truth: list[np.ndarray]) -> None:
+    def __init__(
+        self, config: PneumoniaConfig, run: RunDir, truth: list[np.ndarray], paths: list[str] | None = None
+    ) -> None:
         super().__init__()
         self.config = config
         self.run = run
         self.truth = truth
+        self.paths = paths
+        self.latest_found: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
         self.model = PneumoniaDetector(config)
         self.latest: dict[str, Any] = {}
         self._found: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
@@ -95,6 +100,7 @@ class PneumoniaRecipe(L.LightningModule):
             post.iou_comparison,
             [self._found[i][2] for i in order] if post.use_global else None,
         )
+        self.latest_found = dict(self._found)
         self._found.clear()
         threshold, value = best_threshold(table)
         self.log("val/map", value)
@@ -132,3 +138,22 @@ class PneumoniaRecipe(L.LightningModule):
             },
         )
         run.write_json("metrics.json", {"epoch": epoch, **self.latest})
+        if self.paths is not None and self.latest.get("score_threshold") is not None:
+            run.write_json(DETECTIONS_FILE, self._validation_detections(float(self.latest["score_threshold"])))
+
+    def _validation_detections(self, threshold: float) -> list[dict[str, Any]]:
+        """Per validation image: its file, true boxes and the boxes kept at the chosen threshold (x, y, w, h)."""
+        post = self.config.postprocess
+        found = []
+        for index, (boxes, scores, weight) in sorted(self.latest_found.items()):
+            weighed = weight if post.use_global else None
+            kept, kept_scores = select(boxes, scores, threshold, post.relative_prune, weighed)
+            found.append(
+                {
+                    "input": self.paths[index],
+                    "truth": np.round(np.asarray(self.truth[index]).reshape(-1, 4), 1).tolist(),
+                    "boxes": np.round(kept, 1).tolist(),
+                    "scores": np.round(kept_scores, 4).tolist(),
+                }
+            )
+        return found

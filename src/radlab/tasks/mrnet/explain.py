@@ -1,0 +1,94 @@
+"""`radlab explain mrnet`: for each network reading a series, the slice that drove its answer, with its CAM.
+
+An exam's logit is the head applied to the max over slices of the pooled features. The picture shows the
+slice whose own logit (the head applied to that slice's features alone) is highest, with the plain CAM of
+that slice (exact for the global-average-pool head).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from radlab.core.engine.run_dir import RunDir
+from radlab.core.errors import RadlabDataError
+from radlab.core.explain import Explanation, explain_each, feature_map_cam, overlay_heatmap, spatial_features
+from radlab.core.explain.overlay import resize_map
+from radlab.core.io.volumes import read_volume
+from radlab.core.models import load_weights
+from radlab.core.transforms import VolumeTransform
+from radlab.core.transforms.volume import minmax_to_uint8
+from radlab.tasks.mrnet.config import SERIES_MEAN, SERIES_STD
+from radlab.tasks.mrnet.formats import PLANES
+from radlab.tasks.mrnet.model import SeriesClassifier, build_unit_model, load_run_config, unit_run, units_for
+
+
+class MRNetExplainer:
+    """The networks of a run, by plane; explains one series at a time."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        run = RunDir(Path(run_dir))
+        self.config = load_run_config(run_dir)
+        self.models: dict = {}
+        for unit in units_for(self.config):
+            model = build_unit_model(self.config, unit, initialise=False)
+            model.load_state_dict(load_weights(unit_run(run, unit).weights))
+            self.models[unit] = model.eval()
+        self.transform = VolumeTransform(self.config.data.image_size)
+
+    def explain_series(self, path: str | Path, plane: str, tasks: tuple[str, ...] | None = None) -> list[Explanation]:
+        """One picture per (network, task) reading `plane`: the max slice at its original size, with its CAM."""
+        volume = read_volume(path)
+        original = minmax_to_uint8(volume)
+        slices = self.transform(volume)
+        shown = []
+        for unit, model in self.models.items():
+            if unit.plane != plane:
+                continue
+            for t, task in enumerate(unit.tasks):
+                if tasks is not None and task not in tasks:
+                    continue
+                shown.append(self._picture(Path(path), model, slices, original, unit.plane, task, t))
+        if not shown:
+            raise RadlabDataError(path, f"this run has no network for the {plane} plane")
+        return shown
+
+    @torch.no_grad()
+    def _picture(self, path, model: SeriesClassifier, slices, original, plane: str, task: str, t: int) -> Explanation:
+        x = ((slices.float() - SERIES_MEAN) / SERIES_STD).expand(-1, 3, -1, -1)
+        maps = feature_map_cam(spatial_features(model.features, x), model.head.weight[t : t + 1], model.head.bias[t:])
+        per_slice = maps.mean(dim=(2, 3))[:, 0]
+        best = int(per_slice.argmax())
+        exam_logit = float(model(slices, torch.tensor([len(slices)]))[0, t])
+        cam = maps[best, 0].numpy()
+        cam = (cam - cam.min()) / max(float(cam.max() - cam.min()), 1e-12)
+        height, width = original.shape[1:]
+        picture = overlay_heatmap(original[best], resize_map(cam, height, width))
+        probability = 1.0 / (1.0 + np.exp(-exam_logit))
+        caption = f"{plane}, {task}: p {probability:.3f}; slice {best + 1} of {len(slices)} gave the max"
+        details = {"input": str(path), "plane": plane, "task": task, "probability": probability, "slice": best}
+        return Explanation(f"{path.stem}.{plane}.{task}", picture, caption, details)
+
+
+def plane_of_path(path: Path) -> str:
+    """The plane of a series, from its folder name (MRNet's layout: SPLIT/PLANE/NNNN.npy)."""
+    for part in reversed(path.resolve().parts[:-1]):
+        if part in PLANES:
+            return part
+    raise RadlabDataError(path, f"cannot tell its plane: its folder should be one of {', '.join(PLANES)}")
+
+
+def explain(input_path: Path, run_dir: Path) -> list[Explanation]:
+    """Max-slice CAMs for one series (.npy) or every series of a plane folder."""
+    explainer = MRNetExplainer(run_dir)
+    if input_path.is_dir():
+        paths = sorted(input_path.glob("*.npy"))
+        if not paths:
+            raise RadlabDataError(input_path, "holds no .npy series")
+    elif input_path.is_file():
+        paths = [input_path]
+    else:
+        raise RadlabDataError(input_path, "no such file or folder")
+    return explain_each(paths, lambda path: explainer.explain_series(path, plane_of_path(path)))
