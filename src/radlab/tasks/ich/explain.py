@@ -15,7 +15,8 @@ from radlab.core.config import read_yaml, validate_config
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
 from radlab.core.explain import Explanation, class_activation_maps, explain_each, overlay_heatmap
-from radlab.core.io.dicom import list_dicom_folder, read_dicom
+from radlab.core.io.dicom import read_dicom
+from radlab.core.io.inputs import input_files
 from radlab.core.models import ImageClassifier, load_weights
 from radlab.core.transforms.windowing import (
     ICH_WINDOWS,
@@ -75,10 +76,5 @@ class IchExplainer:
 def explain(input_path: Path, run_dir: Path) -> list[Explanation]:
     """CAM overlays for one DICOM slice or every slice of a folder."""
     explainer = IchExplainer(run_dir)
-    if input_path.is_dir():
-        paths = list_dicom_folder(input_path)
-    elif input_path.is_file():
-        paths = [input_path]
-    else:
-        raise RadlabDataError(input_path, "no such file or folder")
+    paths = input_files(input_path, (".dcm",), "DICOM slice")
     return explain_each(paths, lambda path: [explainer.explain_slice(path)])

@@ -16,6 +16,7 @@ from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
 from radlab.core.explain import Explanation, explain_each, feature_map_cam, overlay_heatmap, spatial_features
 from radlab.core.explain.overlay import resize_map
+from radlab.core.io.inputs import input_files
 from radlab.core.io.volumes import read_volume
 from radlab.core.models import load_weights
 from radlab.core.transforms import VolumeTransform
@@ -83,12 +84,5 @@ def plane_of_path(path: Path) -> str:
 def explain(input_path: Path, run_dir: Path) -> list[Explanation]:
     """Max-slice CAMs for one series (.npy) or every series of a plane folder."""
     explainer = MRNetExplainer(run_dir)
-    if input_path.is_dir():
-        paths = sorted(input_path.glob("*.npy"))
-        if not paths:
-            raise RadlabDataError(input_path, "holds no .npy series")
-    elif input_path.is_file():
-        paths = [input_path]
-    else:
-        raise RadlabDataError(input_path, "no such file or folder")
+    paths = input_files(input_path, (".npy",), "series")
     return explain_each(paths, lambda path: explainer.explain_series(path, plane_of_path(path)))

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
-from radlab.core.errors import RadlabDataError
 from radlab.core.explain import Explanation, class_activation_maps, explain_each, overlay_heatmap
 from radlab.core.explain.overlay import map_to_original
 from radlab.core.io.images import read_image
+from radlab.core.io.inputs import input_files
 from radlab.core.models import ImageClassifier
 from radlab.core.transforms import build_image_transform
 from radlab.tasks.mura.config import MuraConfig
@@ -40,19 +40,8 @@ class MuraExplainer:
         return Explanation(Path(path).stem, overlay_heatmap(original, cam), caption, details)
 
 
-def explain_inputs(input_path: Path) -> list[Path]:
-    """One radiograph, or every radiograph of a study folder."""
-    if input_path.is_dir():
-        found = sorted(p for p in input_path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not found:
-            raise RadlabDataError(input_path, "holds no .png / .jpg radiograph")
-        return found
-    if not input_path.is_file():
-        raise RadlabDataError(input_path, "no such file or folder")
-    return [input_path]
-
-
 def explain(input_path: Path, run_dir: Path) -> list[Explanation]:
     """CAM overlays for a radiograph or a study folder."""
     explainer = MuraExplainer(run_dir)
-    return explain_each(explain_inputs(input_path), lambda path: [explainer.explain_image(path)])
+    paths = input_files(input_path, IMAGE_SUFFIXES, "radiograph")
+    return explain_each(paths, lambda path: [explainer.explain_image(path)])

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.errors import RadlabDataError
 from radlab.core.explain import Explanation, draw_boxes, explain_each
-from radlab.core.io.dicom import list_dicom_folder, read_dicom_image
+from radlab.core.io.dicom import read_dicom_image
+from radlab.core.io.inputs import input_files
 from radlab.tasks.pneumonia.data import DetectionTransform, xywh_to_xyxy
 from radlab.tasks.pneumonia.model import load_detector, opacity_weight
 from radlab.tasks.pneumonia.postprocess import select, to_original
@@ -71,10 +71,5 @@ class PneumoniaExplainer:
 def explain(input_path: Path, run_dir: Path) -> list[Explanation]:
     """Box overlays for one DICOM or every DICOM of a folder."""
     explainer = PneumoniaExplainer(run_dir)
-    if input_path.is_dir():
-        paths = list_dicom_folder(input_path)
-    elif input_path.is_file():
-        paths = [input_path]
-    else:
-        raise RadlabDataError(input_path, "no such file or folder")
+    paths = input_files(input_path, (".dcm",), "DICOM image")
     return explain_each(paths, lambda path: [explainer.explain_image(path)])
