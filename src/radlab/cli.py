@@ -36,7 +36,11 @@ app = typer.Typer(
 )
 synth_app = typer.Typer(help="Write synthetic data in a challenge's official layout.", no_args_is_help=True)
 codalab_app = typer.Typer(help="Package a trained run as a CodaLab submission bundle.", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Measure radlab against the seeds' way on the same inputs, in one run.", no_args_is_help=True
+)
 app.add_typer(synth_app, name="synth")
+app.add_typer(bench_app, name="bench")
 app.add_typer(codalab_app, name="codalab")
 
 for _name in task_names():
@@ -89,6 +93,85 @@ def run_task(run_dir: Path) -> str:
     if task not in task_names():
         raise RadlabDataError(config_path, f"names no known task ({task!r})")
     return str(task)
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `radlab TASK train`.")],
+    format: Annotated[str, typer.Option("--format", help="onnx (opset 17).")] = "onnx",
+    int8: Annotated[bool, typer.Option("--int8", help="Also write model.int8.onnx (static quantisation).")] = False,
+    calibration: Annotated[int, typer.Option(help="Training images that calibrate the int8 model.")] = 64,
+    data_root: Annotated[
+        Path | None, typer.Option(help="The training data (default: the folder the run was trained on).")
+    ] = None,
+) -> None:
+    """RUN/model.onnx for `predict --engine onnx` (and RUN/model.int8.onnx for `--engine int8`)."""
+    if format != "onnx":
+        raise typer.BadParameter(f"unknown format {format!r}; onnx is the one radlab writes")
+    task = run_task(run_dir)
+    try:
+        module = task_module(task, "export")
+    except ModuleNotFoundError:
+        raise RadlabError(f"export is not available for {task} yet (MURA has it)") from None
+    module.export(run_dir, int8=int8, calibration=calibration, data_root=data_root)
+
+
+def _bench_module(task: str):
+    if task not in task_names():
+        raise typer.BadParameter(f"unknown task {task!r}; choose from {', '.join(task_names())}")
+    try:
+        return task_module(task, "bench")
+    except ModuleNotFoundError:
+        raise RadlabError(f"no benchmark for {task} yet") from None
+
+
+def _print_bench(result: dict, as_json: bool) -> None:
+    import json
+
+    if as_json:
+        print(json.dumps(result))
+        return
+    for key, value in result.items():
+        info(f"{key}: {json.dumps(value)}")
+
+
+@bench_app.command("infer")
+def bench_infer(
+    task: Annotated[str, typer.Option(help="The task to measure.")] = "mura",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    images: Annotated[int, typer.Option(help="Synthetic images to predict.")] = 48,
+    repeats: Annotated[int, typer.Option(help="Interleaved timed repeats (median ratio).")] = 3,
+    config: Annotated[str, typer.Option(help="Preset or YAML for the model (when no --model).")] = "paper",
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Config overrides, a.b=c.")] = None,
+    model: Annotated[Path | None, typer.Option(help="Measure this trained run instead of a fresh model.")] = None,
+    engine: Annotated[list[str] | None, typer.Option(help="torch, onnx, int8 (repeatable; default all three).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Loader processes on radlab's side.")] = None,
+) -> None:
+    """Prediction: the reference loop against what `radlab TASK predict` runs, on the same synthetic images."""
+    result = _bench_module(task).bench_infer(
+        images=images,
+        repeats=repeats,
+        config_name=config,
+        overrides=set_ or [],
+        model_dir=model,
+        engines=tuple(engine or ("torch", "onnx", "int8")),
+        workers=workers,
+    )
+    _print_bench(result, as_json)
+
+
+@bench_app.command("prep")
+def bench_prep(
+    task: Annotated[str, typer.Option(help="The task to measure.")] = "mura",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    images: Annotated[int, typer.Option(help="Synthetic files to preprocess.")] = 200,
+    repeats: Annotated[int, typer.Option(help="Interleaved timed repeats (median ratio).")] = 3,
+    size: Annotated[int | None, typer.Option(help="Output size in px (default: the paper preset's).")] = None,
+) -> None:
+    """Decoding and preprocessing: the reference against radlab's path (cache, lookup-table windowing)."""
+    module = _bench_module(task)
+    kwargs = {"size": size} if size is not None else {}
+    _print_bench(module.bench_prep(images=images, repeats=repeats, **kwargs), as_json)
 
 
 @app.command()

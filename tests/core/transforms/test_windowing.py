@@ -118,3 +118,29 @@ def test_black_border_crop_pastes_top_left_into_a_square():
     assert out.shape == (6, 6, 3)
     assert (out[:3, :6] == 7).all() and (out[3:] == 0).all()
     assert crop_black_border(np.zeros((4, 4, 3), np.uint8)).shape == (4, 4, 3)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "low", "high", "slope", "intercept", "border"),
+    [
+        (np.int16, -2000, 2500, 1.0, 0.0, 7),
+        (np.uint16, 0, 4095, 1.0, -1024.0, 0),
+        (np.int32, -1024, 3071, 0.5, 10.0, 20),
+        (np.uint16, 0, 200, 1.0, -1024.0, 5),  # all black in every window
+        (np.float32, -1000, 1000, 1.0, 0.0, 3),  # not integers: the plain path
+    ],
+)
+@pytest.mark.parametrize("crop", [True, False])
+def test_windowed_square_equals_the_plain_composition(dtype, low, high, slope, intercept, border, crop):
+    from radlab.core.transforms.windowing import border_box, windowed_square
+
+    rng = np.random.default_rng(0)
+    stored = np.full((64, 80), low, dtype=dtype)
+    stored[border : 64 - border // 2, border + 3 : 80 - border] = rng.integers(
+        low, high, (64 - border - border // 2, 77 - 2 * border)
+    )
+    fast, box = windowed_square(stored, slope, intercept, ICH_WINDOWS, crop)
+    stack = window_stack(stored, slope, intercept, ICH_WINDOWS)
+    expected = crop_black_border(stack) if crop else stack
+    np.testing.assert_array_equal(fast, expected)
+    assert box == (border_box(stack) if crop else None)

@@ -152,6 +152,53 @@ def uncrop_map(square_map: np.ndarray, box: tuple[int, int, int, int] | None, sh
     return out
 
 
+def windowed_square(
+    stored: np.ndarray,
+    slope: float,
+    intercept: float,
+    windows: Sequence[Window] = ICH_WINDOWS,
+    crop: bool = True,
+) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
+    """`crop_black_border(window_stack(...))` (uint8) and the border box, computed the fast way: the box is
+    found on the stored values (a pixel is black in every window below one stored value, since windows
+    rise with HU), only the head is windowed, and all windows come from one packed 32-bit lookup table.
+
+    Falls back to the plain composition where that shortcut does not hold (non-integer data, a falling
+    slope, a huge value range)."""
+    if not np.issubdtype(stored.dtype, np.integer) or stored.ndim != 2 or slope <= 0 or stored.size == 0:
+        return _plain_square(stored, slope, intercept, windows, crop)
+    low, high = int(stored.min()), int(stored.max())
+    if high - low >= 1 << 20:
+        return _plain_square(stored, slope, intercept, windows, crop)
+    table = _windows(np.arange(low, high + 1, dtype=np.float64) * slope + intercept, windows, "uint8")
+    box = None
+    if crop:
+        lit = np.flatnonzero(table.any(axis=1))
+        if len(lit) == 0:
+            return table[stored.astype(np.int64) - low], None
+        threshold = low + int(lit[0])
+        content = stored >= threshold
+        rows, cols = np.flatnonzero(content.any(axis=1)), np.flatnonzero(content.any(axis=0))
+        box = (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
+        stored = stored[box[0] : box[1], box[2] : box[3]]
+    packed = np.zeros(len(table), dtype=np.uint32)
+    for channel in range(table.shape[1]):
+        packed |= table[:, channel].astype(np.uint32) << np.uint32(8 * channel)
+    index = stored.astype(np.int32, copy=False) - np.int32(low)
+    looked_up = packed[index].view(np.uint8).reshape(*stored.shape, 4)[..., : table.shape[1]]
+    if not crop:
+        return np.ascontiguousarray(looked_up), None
+    side = max(looked_up.shape[:2])
+    square = np.zeros((side, side, table.shape[1]), dtype=np.uint8)
+    square[: looked_up.shape[0], : looked_up.shape[1]] = looked_up
+    return square, box
+
+
+def _plain_square(stored, slope, intercept, windows, crop):
+    stack = window_stack(stored, slope, intercept, windows)
+    return (crop_black_border(stack), border_box(stack)) if crop else (stack, None)
+
+
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:
     """Area-averaging resize to size x size (cv2; keeps the channel axis)."""
     if image.shape[0] == size and image.shape[1] == size:

@@ -17,10 +17,9 @@ from radlab.core.io.dicom import read_dicom
 from radlab.core.transforms.windowing import (
     ICH_WINDOWS,
     FixMode,
-    crop_black_border,
     resize_square,
     stored_and_rescale,
-    window_stack,
+    windowed_square,
 )
 from radlab.tasks.ich.formats import TRAIN_CSV, TRAIN_IMAGES, read_labels
 
@@ -31,10 +30,8 @@ def load_windows(path: Path, size: int, crop: bool = True, fix: FixMode = "auto"
     if stored.ndim != 2:
         raise RadlabDataError(path, f"expected one grayscale slice, got pixel shape {stored.shape}")
     values, slope, intercept = stored_and_rescale(ds, stored, fix)
-    stack = window_stack(values, slope, intercept, ICH_WINDOWS)
-    if crop:
-        stack = crop_black_border(stack)
-    return resize_square(stack, size)
+    square, _ = windowed_square(values, slope, intercept, ICH_WINDOWS, crop)
+    return resize_square(square, size)
 
 
 class SliceTransform:

@@ -52,6 +52,9 @@ def predict(
     probs: Annotated[Path | None, typer.Option("--probs", help="Also write study probabilities here.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Fail on the first unreadable image.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, ...")] = "auto",
+    engine: Annotated[
+        str, typer.Option(help="torch, or onnx / int8: the files `radlab export` wrote (ONNX Runtime, CPU).")
+    ] = "torch",
 ) -> None:
     """Write one `study/,label` row per study (CodaLab format), in first-seen order."""
     from radlab.core.console import info
@@ -69,6 +72,7 @@ def predict(
         strict=strict,
         probabilities_csv=probs,
         device=device,
+        engine=engine,
     )
     info(f"{describe(summary)} -> {output_csv}")
 

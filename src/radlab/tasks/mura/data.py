@@ -11,6 +11,7 @@ import numpy as np
 
 from radlab.core.console import warn
 from radlab.core.errors import RadlabDataError
+from radlab.core.io.cache import cached_image_dataset
 from radlab.core.io.dataset import ImageFileDataset
 from radlab.core.transforms import ImageTransform, build_image_transform
 from radlab.tasks.mura.formats import (
@@ -97,6 +98,10 @@ class MuraDataset(ImageFileDataset):
         data_root: str | Path,
         split: Literal["train", "valid"] | str = "train",
         transform: ImageTransform | None = None,
+        *,
+        cache_dir: str | Path | None = None,
+        resize: str = "stretch",
+        augment: bool = False,
     ) -> None:
         root = resolve_data_root(data_root)
         self.split = load_split(root, split)
@@ -104,9 +109,19 @@ class MuraDataset(ImageFileDataset):
         super().__init__([root / image.path for image in self.split.images], transform, transform.output_shape)
         self.labels = self.split.image_labels.astype(np.float32)
         self.type_ids = self.split.study_type_ids[self.split.image_study]
+        # With a cache, files are decoded and resized once; `transform` (random steps when `augment`) then
+        # runs on the cached array, where its resize to the same size is a no-op.
+        self.cached = (
+            cached_image_dataset(
+                self.paths, cache_dir, transform.size, resize, transform if augment else None, workers=2
+            )
+            if cache_dir is not None
+            else None
+        )
 
     def __getitem__(self, index: int) -> dict[str, Any]:  # type: ignore[override]
-        sample: dict[str, Any] = dict(super().__getitem__(index))
+        item = self.cached[index] if self.cached is not None else super().__getitem__(index)
+        sample: dict[str, Any] = dict(item)
         sample["label"] = self.labels[index]
         sample["type"] = self.type_ids[index]
         return sample

@@ -17,8 +17,9 @@ import numpy as np
 from radlab.core.console import warn
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
-from radlab.core.infer import pick_device, stream_predictions
+from radlab.core.infer import engine_model, pick_device, stream_predictions
 from radlab.core.infer.bundle import bundle_main
+from radlab.core.io.cache import cached_image_dataset
 from radlab.core.io.dataset import ImageFileDataset
 from radlab.core.transforms import build_image_transform
 from radlab.tasks.mura.data import group_studies
@@ -51,9 +52,13 @@ def predict_csv(
     strict: bool = False,
     probabilities_csv: str | Path | None = None,
     device: str = "auto",
+    engine: str = "torch",
 ) -> PredictionSummary:
-    """Predict every study of `input_csv` with the model in `run_dir` and write the CodaLab file."""
+    """Predict every study of `input_csv` with the model in `run_dir` and write the CodaLab file.
+
+    `engine` is "torch", or "onnx" / "int8" for the files `radlab export` wrote (ONNX Runtime, CPU)."""
     config, model = load_model(run_dir)
+    model = engine_model(model, run_dir, engine)
     options = config.predict
     threshold = options.threshold if threshold is None else threshold
     fallback = _fallback_labels(RunDir(Path(run_dir)))
@@ -61,7 +66,13 @@ def predict_csv(
     images = read_image_paths(input_csv)
     groups = group_studies(images)
     transform = build_image_transform(config.data.image_size, resize=config.data.resize)
-    dataset = ImageFileDataset([Path(data_root) / image.path for image in images], transform, transform.output_shape)
+    files = [Path(data_root) / image.path for image in images]
+    data = config.data
+    dataset = (
+        cached_image_dataset(files, data.cache_dir, data.image_size, data.resize, workers=options.num_workers)
+        if data.cache_dir is not None
+        else ImageFileDataset(files, transform, transform.output_shape)
+    )
     pooler = StudyPooler(len(groups.studies), options.pooling)
     unreadable = 0
     for batch in stream_predictions(

@@ -41,10 +41,19 @@ def train(
             resize=data.resize,
             seed=config.train.seed,
         ),
+        cache_dir=data.cache_dir,
+        resize=data.resize,
+        augment=True,
     )
-    valid_set = MuraDataset(root, "valid", build_image_transform(data.image_size, resize=data.resize))
+    valid_set = MuraDataset(
+        root,
+        "valid",
+        build_image_transform(data.image_size, resize=data.resize),
+        cache_dir=data.cache_dir,
+        resize=data.resize,
+    )
     weights = class_weights(train_set.split, config.train.loss_weighting)
-    run.write_json("data_stats.json", split_statistics(train_set.split, weights))
+    run.write_json("data_stats.json", {"data_root": str(root.resolve()), **split_statistics(train_set.split, weights)})
 
     recipe = MuraRecipe(config, weights, valid_set.split, validation_paths=valid_set.paths)
     monitor = config.train.monitor

@@ -1,0 +1,23 @@
+"""Which engine runs a classifier at predict time: PyTorch, or the ONNX files `radlab export` wrote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from radlab.core.errors import RadlabConfigError
+
+ENGINES = {"torch": None, "onnx": "model.onnx", "int8": "model.int8.onnx"}
+
+
+def engine_model(model: nn.Module, run_dir: str | Path, engine: str) -> nn.Module:
+    """`model` itself for "torch"; an ONNX Runtime session on RUN/model.onnx or RUN/model.int8.onnx otherwise."""
+    if engine not in ENGINES:
+        raise RadlabConfigError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    filename = ENGINES[engine]
+    if filename is None:
+        return model
+    from radlab.core.infer.onnx import OnnxRuntimeModel
+
+    return OnnxRuntimeModel(Path(run_dir) / filename)

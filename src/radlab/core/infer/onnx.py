@@ -1,0 +1,111 @@
+"""ONNX export and ONNX Runtime inference, fp32 and static int8.
+
+The exported graph takes what radlab's classifiers take, pixels 0..255 as float32 (N, C, H, W), with the
+normalisation inside, so every engine sees the same input. Int8 models are quantised statically (QDQ,
+per-channel weights) on calibration batches the caller draws from training images.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from radlab.core.errors import RadlabDataError
+from radlab.core.io.atomic import atomic_path
+
+OPSET = 17
+INPUT, OUTPUT = "pixels", "logits"
+
+
+def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, opset: int = OPSET) -> Path:
+    """Write `model` (eval mode, float32) as ONNX with a dynamic batch axis; atomic (no half-written file)."""
+    path = Path(path)
+    model = model.eval().float()
+    with atomic_path(path, durable=False) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(
+            model,
+            (example.float(),),
+            str(tmp),
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+    return path
+
+
+def _session(path: Path, threads: int | None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for unreadable graphs
+        raise RadlabDataError(path, f"not a loadable ONNX model ({type(exc).__name__}: {exc})") from None
+
+
+class OnnxRuntimeModel(nn.Module):
+    """An ONNX file behind the nn.Module interface radlab's inference loop calls: tensor in, logits out.
+
+    `.to()`, `.eval()` and memory formats are accepted and have no effect: ONNX Runtime runs on the CPU.
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        super().__init__()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise RadlabDataError(self.path, "missing: run `radlab export` on the run first")
+        self.session = _session(self.path, threads)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        feed = np.ascontiguousarray(pixels.detach().cpu().float().numpy())
+        (logits,) = self.session.run([OUTPUT], {INPUT: feed})
+        return torch.from_numpy(logits)
+
+
+class _Calibration:
+    """onnxruntime's CalibrationDataReader over batches of pixels (float32 0..255)."""
+
+    def __init__(self, batches: Iterable[np.ndarray]) -> None:
+        self.batches: Iterator[np.ndarray] = iter(batches)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self.batches, None)
+        return None if batch is None else {INPUT: np.ascontiguousarray(batch, dtype=np.float32)}
+
+
+def quantize_int8(fp32_path: str | Path, int8_path: str | Path, calibration: Iterable[np.ndarray]) -> Path:
+    """Static int8 quantisation (QDQ, per-channel weights, activations calibrated by min-max) of an ONNX file."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    int8_path = Path(int8_path)
+    with atomic_path(int8_path, durable=False) as tmp:
+        prepared = tmp.with_name(tmp.name + ".pre.onnx")
+        try:
+            quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+            quantize_static(
+                str(prepared),
+                str(tmp),
+                _Calibration(calibration),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+            )
+        finally:
+            if prepared.exists():
+                os.unlink(prepared)
+    return int8_path

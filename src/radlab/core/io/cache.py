@@ -1,0 +1,241 @@
+"""A preprocessing cache: decode and resize (and window) each file once, then read uint8 arrays from a
+memory-mapped store every epoch.
+
+One store per set of preprocessing parameters (their hash names the folder). Entries are keyed by the
+file's content (BLAKE2b); a file whose size and modification time match what the index recorded is not
+hashed again. A changed file or new parameters miss the cache and are decoded again; the store is then
+rewritten with the old entries copied over. The data file is written in full under a fresh name before
+the index that points at it replaces the old one, so a crash at any point leaves the previous store intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from radlab.core.errors import RadlabDataError
+from radlab.core.io.atomic import atomic_write_text
+
+INDEX = "index.json"
+
+
+def content_key(path: str | Path) -> str:
+    """BLAKE2b-128 of a file's bytes."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def params_key(params: dict[str, Any]) -> str:
+    return hashlib.blake2b(json.dumps(params, sort_keys=True).encode(), digest_size=8).hexdigest()
+
+
+class _Decode(Dataset):
+    def __init__(self, paths: Sequence[str], decode: Callable[[str], np.ndarray]) -> None:
+        self.paths, self.decode = paths, decode
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, str]:
+        try:
+            return index, self.decode(self.paths[index]), ""
+        except RadlabDataError as exc:
+            return index, None, str(exc)
+
+
+def _identity(item: Any) -> Any:
+    return item
+
+
+class PreprocessCache:
+    """uint8 arrays of one `shape` per file, for one parameter set, under `folder/prep-<hash>/`."""
+
+    def __init__(self, folder: str | Path, params: dict[str, Any], shape: Sequence[int]) -> None:
+        self.params = dict(params)
+        self.shape = tuple(int(s) for s in shape)
+        self.root = Path(folder) / f"prep-{params_key({**self.params, 'shape': self.shape})}"
+        self._index: dict[str, Any] | None = None
+        self._data: np.ndarray | None = None
+
+    def _load_index(self) -> dict[str, Any]:
+        path = self.root / INDEX
+        if path.is_file():
+            try:
+                index = json.loads(path.read_text(encoding="utf-8"))
+                if tuple(index["shape"]) == self.shape and (self.root / index["data"]).is_file():
+                    return index
+            except (ValueError, KeyError, TypeError):
+                pass
+        return {"shape": list(self.shape), "data": None, "slots": {}, "errors": {}, "files": {}}
+
+    def keys(self, paths: Sequence[str | Path], known: dict[str, Any] | None = None) -> list[str]:
+        """Content keys of `paths`; files unchanged since the index saw them (size, mtime) are not re-read.
+        A missing file gets a key of its own that no store holds ("missing:<path>")."""
+        files = (known or self._load_index())["files"]
+        found = []
+        for path in map(str, paths):
+            try:
+                stat = os.stat(path)
+            except OSError:
+                found.append(f"missing:{path}")
+                continue
+            seen = files.get(path)
+            if seen and seen[0] == stat.st_size and seen[1] == stat.st_mtime_ns:
+                found.append(seen[2])
+            else:
+                found.append(content_key(path))
+        return found
+
+    def ensure(
+        self, paths: Sequence[str | Path], decode: Callable[[str], np.ndarray], workers: int = 0
+    ) -> tuple[np.ndarray, list[str]]:
+        """(slot per path, error per path): decodes what the store lacks, then maps the store.
+
+        `decode(path)` returns a uint8 array of `shape` or raises RadlabDataError (the error is cached too,
+        so a corrupt file is reported every time but decoded once)."""
+        index = self._load_index()
+        keys = self.keys(paths, index)
+        missing = sorted({k for k in keys if k not in index["slots"] and k not in index["errors"]})
+        if missing:
+            index = self._extend(index, paths, keys, missing, decode, workers)
+        self._index = index
+        self._data = np.load(self.root / index["data"], mmap_mode="r") if index["data"] else None
+        slots = np.array([index["slots"].get(k, -1) for k in keys], dtype=np.int64)
+        errors = [index["errors"].get(k, "") if s < 0 else "" for k, s in zip(keys, slots, strict=True)]
+        for k, (key, path) in enumerate(zip(keys, map(str, paths), strict=True)):
+            if key.startswith("missing:"):
+                errors[k] = str(RadlabDataError(path, "no such file"))
+        return slots, errors
+
+    def _extend(self, index, paths, keys, missing, decode, workers) -> dict[str, Any]:
+        wanted = set(missing)
+        todo = {}
+        for key, path in zip(keys, map(str, paths), strict=True):
+            if key in wanted and not key.startswith("missing:"):
+                todo.setdefault(key, path)
+        old = np.load(self.root / index["data"], mmap_mode="r") if index["data"] else None
+        count = (0 if old is None else len(old)) + len(todo)
+        self.root.mkdir(parents=True, exist_ok=True)
+        name = f"data-{uuid.uuid4().hex[:12]}.npy"
+        data = np.lib.format.open_memmap(self.root / name, mode="w+", dtype=np.uint8, shape=(count, *self.shape))
+        if old is not None:
+            data[: len(old)] = old
+        slots, errors = dict(index["slots"]), dict(index["errors"])
+        next_slot = 0 if old is None else len(old)
+        order = list(todo.items())
+        loader = DataLoader(
+            _Decode([p for _, p in order], decode),
+            batch_size=None,
+            num_workers=workers,
+            collate_fn=_identity,
+        )
+        for i, array, error in loader:
+            key = order[i][0]
+            if error:
+                errors[key] = error
+                continue
+            data[next_slot] = np.asarray(array, dtype=np.uint8).reshape(self.shape)
+            slots[key] = next_slot
+            next_slot += 1
+        data.flush()
+        del data
+        files = dict(index["files"])
+        for key, path in zip(keys, map(str, paths), strict=True):
+            if not key.startswith("missing:"):
+                stat = os.stat(path)
+                files[path] = [stat.st_size, stat.st_mtime_ns, key]
+        new = {"shape": list(self.shape), "data": name, "slots": slots, "errors": errors, "files": files}
+        new["params"] = self.params
+        atomic_write_text(self.root / INDEX, json.dumps(new))
+        for stale in self.root.glob("data-*.npy"):
+            if stale.name != name:
+                stale.unlink(missing_ok=True)
+        return new
+
+    def array(self, slot: int) -> np.ndarray:
+        """The cached array in `slot` (a view of the memory map)."""
+        if self._data is None:
+            raise RuntimeError("call ensure() first")
+        return self._data[slot]
+
+
+class ResizedImage:
+    """decode(path) for images: read (PIL, one colour mode) and resize as radlab's eval transform does,
+    -> (S, S, C) uint8. Picklable, for loader workers."""
+
+    def __init__(self, size: int, resize: str = "stretch", colour: str = "L") -> None:
+        from radlab.core.transforms import build_image_transform
+
+        self.params = {"kind": "image", "size": size, "resize": resize, "colour": colour, "version": 1}
+        self.transform = build_image_transform(size, resize=resize)  # type: ignore[arg-type]
+        self.colour = colour
+        channels = 3 if colour == "RGB" else 1
+        self.shape = (size, size, channels)
+
+    def __call__(self, path: str) -> np.ndarray:
+        from radlab.core.io.images import read_image
+
+        image = self.transform.pipeline(image=read_image(path, self.colour))["image"]  # type: ignore[arg-type]
+        return image.reshape(self.shape)
+
+
+def cached_image_dataset(
+    paths: Sequence[str | Path],
+    cache_dir: str | Path,
+    size: int,
+    resize: str = "stretch",
+    augment: Callable[[np.ndarray], torch.Tensor] | None = None,
+    workers: int = 0,
+) -> CachedDataset:
+    """A CachedDataset of images resized like `build_image_transform(size, resize=...)`'s eval transform."""
+    decode = ResizedImage(size, resize)
+    cache = PreprocessCache(cache_dir, decode.params, decode.shape)
+    return CachedDataset(paths, cache, decode, augment, workers)
+
+
+class CachedDataset(Dataset):
+    """Items {"index", "image", "error"} like ImageFileDataset's, read from a PreprocessCache.
+
+    Stored arrays are (H, W, C) uint8; `augment` (random training transforms, array -> (C, H, W) tensor) runs
+    on each read when given, else the array is only transposed."""
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        cache: PreprocessCache,
+        decode: Callable[[str], np.ndarray],
+        augment: Callable[[np.ndarray], torch.Tensor] | None = None,
+        workers: int = 0,
+    ) -> None:
+        self.paths = [str(p) for p in paths]
+        self.cache = cache
+        self.augment = augment
+        self.slots, self.errors = cache.ensure(self.paths, decode, workers)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        slot = int(self.slots[index])
+        if slot < 0:
+            height, width, channels = self.cache.shape
+            blank = torch.zeros((channels, height, width), dtype=torch.uint8)
+            return {"index": index, "image": blank, "error": self.errors[index]}
+        array = np.array(self.cache.array(slot))
+        if self.augment is not None:
+            image = self.augment(array)
+        else:
+            image = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+        return {"index": index, "image": image, "error": ""}
