@@ -137,3 +137,13 @@ def test_kill_9_during_training_then_resume_continues_from_last_checkpoint(tiny_
     assert epoch_lines[0].startswith(f"epoch {killed_at + 2}/{killed_at + 3}")  # resumed, not restarted
     assert load_checkpoint_file(run.last_checkpoint)["epoch"] == killed_at + 2
     assert [int(r["epoch"]) for r in read_history(run.history)] == list(range(1, killed_at + 4))
+
+
+def test_training_from_the_cache_repeats_training_from_files(tiny_mura, tmp_path, one_thread):
+    """Same seeds, same pixels, same augmentation draws: the cache changes nothing but the speed."""
+    histories = []
+    for name, extra in (("files", ()), ("cached", (f"data.cache_dir={tmp_path / 'cache'}",))):
+        train(tiny_mura, tmp_path / name, "cpu-small", [*TINY_TRAIN, "train.max_epochs=1", *extra])
+        histories.append([row["train/loss"] for row in read_history(tmp_path / name / "history.csv")])
+    assert histories[0] == histories[1]
+    assert list((tmp_path / "cache").glob("prep-*/index.json"))

@@ -140,6 +140,7 @@ class PreprocessCache:
             batch_size=None,
             num_workers=workers,
             collate_fn=_identity,
+            generator=torch.Generator().manual_seed(0),  # leaves the global RNG (and so training) untouched
         )
         for i, array, error in loader:
             key = order[i][0]

@@ -1,0 +1,52 @@
+"""ONNX export and ONNX Runtime: the same logits as PyTorch, int8 close to them, bad files named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from radlab.core.errors import RadlabConfigError, RadlabDataError
+from radlab.core.infer import engine_model
+from radlab.core.infer.onnx import OnnxRuntimeModel, export_onnx, quantize_int8
+from radlab.core.models import build_image_classifier
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    torch.manual_seed(0)
+    return build_image_classifier("test_resnet", 2, [0.5] * 3, [0.25] * 3).eval()
+
+
+def test_onnx_runtime_gives_the_pytorch_logits_for_any_batch(classifier, tmp_path):
+    path = export_onnx(classifier, torch.rand(2, 1, 48, 48) * 255, tmp_path / "model.onnx")
+    session = OnnxRuntimeModel(path)
+    for batch in (1, 5):
+        pixels = torch.rand(batch, 1, 48, 48) * 255
+        with torch.no_grad():
+            torch.testing.assert_close(session(pixels), classifier(pixels), atol=1e-4, rtol=1e-4)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+def test_int8_stays_close_to_fp32(classifier, tmp_path):
+    fp32 = export_onnx(classifier, torch.rand(2, 1, 48, 48) * 255, tmp_path / "model.onnx")
+    rng = np.random.default_rng(0)
+    calibration = [rng.uniform(0, 255, (4, 1, 48, 48)).astype(np.float32) for _ in range(4)]
+    int8 = quantize_int8(fp32, tmp_path / "model.int8.onnx", calibration)
+    pixels = torch.from_numpy(rng.uniform(0, 255, (6, 1, 48, 48)).astype(np.float32))
+    with torch.no_grad():
+        reference = torch.sigmoid(classifier(pixels))
+    got = torch.sigmoid(OnnxRuntimeModel(int8)(pixels))
+    assert float((got - reference).abs().max()) < 0.05
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.int8.onnx", "model.onnx"]
+
+
+def test_engines_and_their_errors(classifier, tmp_path):
+    assert engine_model(classifier, tmp_path, "torch") is classifier
+    with pytest.raises(RadlabDataError, match="radlab export"):
+        engine_model(classifier, tmp_path, "onnx")
+    with pytest.raises(RadlabConfigError, match="unknown engine"):
+        engine_model(classifier, tmp_path, "tensorrt")
+    (tmp_path / "model.onnx").write_bytes(b"not a graph")
+    with pytest.raises(RadlabDataError, match="not a loadable ONNX model"):
+        engine_model(classifier, tmp_path, "onnx")
