@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
@@ -96,9 +97,10 @@ def sweep_curves(rows: Sequence[Mapping[str, str]], value_name: str = "mAP") -> 
     xs = [_float(c) for c in columns]
     figure = Figure(figsize=(6.0, 4.0))
     axis = figure.add_subplot(1, 1, 1)
+    palette = colormaps["viridis"]
     for k, row in enumerate(rows):
-        shade = 0.15 + 0.85 * (k + 1) / len(rows)
-        axis.plot(xs, [_float(row[c]) for c in columns], color=(0.1, 0.3, shade), label=f"epoch {row['epoch']}")
+        colour = palette(k / max(1, len(rows) - 1))
+        axis.plot(xs, [_float(row[c]) for c in columns], color=colour, label=f"epoch {row['epoch']}")
     axis.set(xlabel="score threshold", ylabel=value_name, title=f"{value_name} against score threshold")
     axis.legend(fontsize=7, ncol=2)
     figure.tight_layout()

@@ -48,7 +48,7 @@ def embed_slices(
 ) -> Embedded:
     """Decode each slice once, run every TTA variant on it, and average embeddings and probabilities."""
     target = pick_device(device)
-    model = model.to(target).eval()
+    model = model.to(target).eval().to(memory_format=torch.channels_last)
     dataset = SliceDataset(
         paths, config.data.image_size, crop=config.data.crop, fix=config.data.pixel_representation_fix
     )
@@ -67,7 +67,7 @@ def embed_slices(
     with torch.inference_mode():
         for batch in batches:
             index = batch["index"].numpy()
-            images = batch["image"].to(target)
+            images = batch["image"].to(target).contiguous(memory_format=torch.channels_last)
             total_e, total_p = 0.0, 0.0
             for variant in variants:
                 features = slice_embeddings(model, variant(images))

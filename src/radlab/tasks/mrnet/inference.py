@@ -34,7 +34,11 @@ def unit_logits(
     logits = {(task, unit.plane): np.full(n, np.nan) for unit in models for task in unit.tasks}
     transform = VolumeTransform(image_size)
     for plane in sorted({unit.plane for unit in models}):
-        of_plane = [(unit, model.to(device).eval()) for unit, model in models.items() if unit.plane == plane]
+        of_plane = [
+            (unit, model.to(device).eval().to(memory_format=torch.channels_last))
+            for unit, model in models.items()
+            if unit.plane == plane
+        ]
         dataset = SeriesDataset({plane: paths[plane]}, transform)
         batches = iterate_batches(
             dataset,
@@ -52,7 +56,7 @@ def unit_logits(
                     for i, error in zip(index, batch["errors"][plane], strict=True):
                         if error:
                             on_error(plane, int(i), error)
-                slices = packed["slices"].to(device)
+                slices = packed["slices"].to(device).contiguous(memory_format=torch.channels_last)
                 lengths = packed["lengths"].to(device)
                 for unit, model in of_plane:
                     out = model(slices, lengths).float()
