@@ -39,3 +39,4 @@ def test_bench_prep_cached_epoch_gives_identical_pixels():
     report = bench_prep(images=12, repeats=1, size=32)
     assert set(report) >= SPEC_KEYS
     assert report["identical_pixels"] is True and report["speedup"] > 1.0
+    assert report["plain_epoch"]["speedup"] > 1.0 and report["cache_build_items_per_s"] > 0

@@ -7,6 +7,7 @@ per-channel weights) on calibration batches the caller draws from training image
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Iterable, Iterator
@@ -91,6 +92,9 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, calibration: Ite
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     int8_path = Path(int8_path)
+    root_logger = logging.getLogger()
+    level = root_logger.level
+    root_logger.setLevel(logging.ERROR)  # the quantiser logs a warning per unquantisable weight on the root logger
     with atomic_path(int8_path, durable=False) as tmp:
         prepared = tmp.with_name(tmp.name + ".pre.onnx")
         try:
@@ -106,6 +110,7 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, calibration: Ite
                 calibrate_method=CalibrationMethod.MinMax,
             )
         finally:
+            root_logger.setLevel(level)
             if prepared.exists():
                 os.unlink(prepared)
     return int8_path

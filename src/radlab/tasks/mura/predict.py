@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from torch import nn
 
 from radlab.core.console import warn
 from radlab.core.engine.run_dir import RunDir
@@ -22,6 +23,7 @@ from radlab.core.infer.bundle import bundle_main
 from radlab.core.io.cache import cached_image_dataset
 from radlab.core.io.dataset import ImageFileDataset
 from radlab.core.transforms import build_image_transform
+from radlab.tasks.mura.config import MuraConfig
 from radlab.tasks.mura.data import group_studies
 from radlab.tasks.mura.formats import read_image_paths, study_type, write_predictions, write_probabilities
 from radlab.tasks.mura.model import load_model
@@ -53,12 +55,13 @@ def predict_csv(
     probabilities_csv: str | Path | None = None,
     device: str = "auto",
     engine: str = "torch",
+    loaded: tuple[MuraConfig, nn.Module] | None = None,
 ) -> PredictionSummary:
     """Predict every study of `input_csv` with the model in `run_dir` and write the CodaLab file.
 
-    `engine` is "torch", or "onnx" / "int8" for the files `radlab export` wrote (ONNX Runtime, CPU)."""
-    config, model = load_model(run_dir)
-    model = engine_model(model, run_dir, engine)
+    `engine` is "torch", or "onnx" / "int8" for the files `radlab export` wrote (ONNX Runtime, CPU).
+    `loaded` (from load_engine) skips loading, for callers predicting many files with one model."""
+    config, model = loaded if loaded is not None else load_engine(run_dir, engine)
     options = config.predict
     threshold = options.threshold if threshold is None else threshold
     fallback = _fallback_labels(RunDir(Path(run_dir)))
@@ -107,6 +110,12 @@ def predict_csv(
     for study in fallback_studies:
         warn(f"no readable image in {study}: given the training majority label for its body part")
     return PredictionSummary(len(groups.studies), len(images), unreadable, int(labels.sum()), fallback_studies)
+
+
+def load_engine(run_dir: str | Path, engine: str = "torch") -> tuple[MuraConfig, nn.Module]:
+    """The run's config and the model `engine` runs (PyTorch, or an ONNX Runtime session)."""
+    config, model = load_model(run_dir)
+    return config, engine_model(model, run_dir, engine)
 
 
 def _fallback_labels(run: RunDir) -> Callable[[str], tuple[int, float]]:

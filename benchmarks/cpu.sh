@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The CPU benchmarks of benchmarks/README.md: each prints one JSON object whose ratios were measured in
+# one run (reference and radlab interleaved on the same synthetic inputs). Usage: benchmarks/cpu.sh [OUT.jsonl]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-/dev/stdout}"
+radlab="${RADLAB:-.venv/bin/radlab}"
+{
+    "$radlab" bench prep --task mura --json
+    "$radlab" bench prep --task ich --json
+    "$radlab" bench infer --task mura --json --images 48 --repeats 3
+} >"$out"
