@@ -49,3 +49,18 @@ def test_padded_batches_give_the_same_outputs_as_single_series():
             alone = collate_sequences([dataset[k]])
             single = model(alone["features"], alone["lengths"])[0]
             assert torch.allclose(together[k, : len(single)], single, atol=1e-5)
+
+
+def test_cached_slices_equal_decoded_slices_and_keep_the_corrupt_file_flagged(tiny_ich, tmp_path):
+    from radlab.tasks.ich.data import SliceDataset, SliceTransform
+
+    paths = sorted((tiny_ich / TRAIN_IMAGES).glob("*.dcm"))
+    plain = SliceDataset(paths, 32, SliceTransform())
+    cached = SliceDataset(paths, 32, SliceTransform(), cache_dir=tmp_path / "cache")
+    errors = 0
+    for k in range(len(paths)):
+        a, b = plain[k], cached[k]
+        assert torch.equal(a["image"], b["image"]) and a["error"] == b["error"]
+        errors += bool(a["error"])
+    assert errors == 1  # the synthetic set's truncated slice, named the same way both times
+    assert len(list((tmp_path / "cache").glob("prep-*/data-*.npy"))) == 1

@@ -30,6 +30,8 @@ class DataConfig(StrictModel):
     mean: tuple[float, float, float] = WINDOW_MEAN
     std: tuple[float, float, float] = WINDOW_STD
     num_workers: int = Field(2, ge=0)
+    # A folder for the preprocessing cache (windowed, cropped, resized uint8 slices); None decodes every time.
+    cache_dir: str | None = None
 
 
 class AugmentConfig(StrictModel):

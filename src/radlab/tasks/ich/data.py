@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from radlab.core.errors import RadlabDataError
+from radlab.core.io.cache import PreprocessCache
 from radlab.core.io.dicom import read_dicom
 from radlab.core.transforms.windowing import (
     ICH_WINDOWS,
@@ -73,6 +74,7 @@ class SliceDataset(Dataset[dict[str, Any]]):
         labels: np.ndarray | None = None,
         crop: bool = True,
         fix: FixMode = "auto",
+        cache_dir: str | Path | None = None,
     ) -> None:
         self.paths = list(paths)
         self.size = size
@@ -80,18 +82,43 @@ class SliceDataset(Dataset[dict[str, Any]]):
         self.labels = labels
         self.crop = crop
         self.fix = fix
+        self.cache: PreprocessCache | None = None
+        if cache_dir is not None:
+            decode = WindowedSlice(size, crop, fix)
+            self.cache = PreprocessCache(cache_dir, decode.params, (size, size, 3))
+            self.slots, self.errors = self.cache.ensure(self.paths, decode, workers=2)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         try:
-            image = self.transform(load_windows(self.paths[index], self.size, self.crop, self.fix))
+            image = self.transform(self._windows(index))
             error = ""
         except RadlabDataError as exc:
             image, error = torch.zeros((3, self.size, self.size), dtype=torch.uint8), str(exc)
         labels = self.labels[index] if self.labels is not None else np.zeros(6)
         return {"index": index, "image": image, "labels": torch.as_tensor(labels, dtype=torch.float32), "error": error}
+
+    def _windows(self, index: int) -> np.ndarray:
+        if self.cache is None:
+            return load_windows(self.paths[index], self.size, self.crop, self.fix)
+        slot = int(self.slots[index])
+        if slot < 0:
+            raise RadlabDataError(self.paths[index], self.errors[index].split(": ", 1)[-1])
+        return np.array(self.cache.array(slot))
+
+
+class WindowedSlice:
+    """decode(path) for the preprocessing cache: load_windows with fixed parameters (picklable)."""
+
+    def __init__(self, size: int, crop: bool = True, fix: FixMode = "auto") -> None:
+        self.size, self.crop, self.fix = size, crop, fix
+        windows = [[w.center, w.width] for w in ICH_WINDOWS]
+        self.params = {"kind": "ct-windows", "size": size, "crop": crop, "fix": fix, "windows": windows, "version": 1}
+
+    def __call__(self, path: str) -> np.ndarray:
+        return load_windows(Path(path), self.size, self.crop, self.fix)
 
 
 class IchDataset(SliceDataset):

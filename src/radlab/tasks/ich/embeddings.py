@@ -49,8 +49,9 @@ def embed_slices(
     """Decode each slice once, run every TTA variant on it, and average embeddings and probabilities."""
     target = pick_device(device)
     model = model.to(target).eval().to(memory_format=torch.channels_last)
+    data = config.data
     dataset = SliceDataset(
-        paths, config.data.image_size, crop=config.data.crop, fix=config.data.pixel_representation_fix
+        paths, data.image_size, crop=data.crop, fix=data.pixel_representation_fix, cache_dir=data.cache_dir
     )
     size = int(model.backbone.num_features)
     embeddings = np.zeros((len(paths), size), dtype=np.float32)

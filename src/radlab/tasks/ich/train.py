@@ -145,7 +145,13 @@ def _train_slices(
     def dataset(rows: list[int], transform: SliceTransform) -> SliceDataset:
         paths = [table.infos[i].path for i in rows]
         return SliceDataset(
-            paths, data.image_size, transform, table.labels[rows], data.crop, data.pixel_representation_fix
+            paths,
+            data.image_size,
+            transform,
+            table.labels[rows],
+            data.crop,
+            data.pixel_representation_fix,
+            cache_dir=data.cache_dir,
         )
 
     loading = {"batch_size": config.train.batch_size, "num_workers": data.num_workers}
