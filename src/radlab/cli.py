@@ -175,6 +175,19 @@ def bench_prep(
 
 
 @app.command()
+def inspect(
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Files, or folders (walked).")],
+) -> None:
+    """One JSON line per image, DICOM or volume: kind, shape, dtype, DICOM tags, or the error."""
+    import json
+
+    from radlab.core.io.inspect import inspect_file, iter_files
+
+    for path in iter_files(paths):
+        print(json.dumps(inspect_file(path)), flush=True)
+
+
+@app.command()
 def explain(
     task: Annotated[str, typer.Argument(help=f"One of {', '.join(task_names())}.")],
     input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="An image, DICOM, volume or a folder.")],

@@ -57,7 +57,7 @@ def read_dicom(path: str | Path, max_pixels: int = MAX_PIXELS) -> tuple[Dataset,
     except MemoryError:
         raise RadlabDataError(path, "not enough memory to decode this image") from None
     except Exception as exc:  # decoders raise many types for corrupt or unsupported data
-        syntax = _transfer_syntax_name(ds)
+        syntax = transfer_syntax_name(ds)
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RadlabDataError(path, f"cannot decode pixel data ({syntax}): {reason}") from None
     if frames > 1 and pixels.ndim >= 3 and pixels.shape[0] == frames:
@@ -160,7 +160,7 @@ def _has_voi(ds: Dataset) -> bool:
     return "WindowCenter" in ds or "VOILUTSequence" in ds
 
 
-def _transfer_syntax_name(ds: Dataset) -> str:
+def transfer_syntax_name(ds: Dataset) -> str:
     uid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     return getattr(uid, "name", str(uid)) if uid else "unknown transfer syntax"
 
