@@ -190,3 +190,19 @@ def test_bad_inputs_exit_1_with_one_line(tiny_run, tmp_path, args, code, message
     result = run_cli("mura", "predict", *args, cwd=tmp_path)
     assert result.returncode == code and message in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_a_path_outside_the_data_root_is_refused_unless_allowed(tiny_mura, tiny_run, tmp_path):
+    from radlab.tasks.mura.formats import split_csvs
+
+    rows = split_csvs(tiny_mura, "valid")[0].read_text().splitlines()
+    escaping = tmp_path / "in.csv"
+    escaping.write_text(f"{rows[0]}\n{tiny_mura / rows[1]}\n")  # line 2 is absolute
+    refused = run_cli("mura", "predict", escaping, tmp_path / "out.csv", "--model", tiny_run, "--data-root", tiny_mura)
+    assert refused.returncode == 1 and "in.csv:2" in refused.stderr and "--allow-outside-root" in refused.stderr
+    assert not (tmp_path / "out.csv").exists()
+    allowed = run_cli(
+        "mura", "predict", escaping, tmp_path / "out.csv", "--model", tiny_run, "--data-root", tiny_mura,
+        "--allow-outside-root", "--workers", "0",
+    )  # fmt: skip
+    assert allowed.returncode == 0, allowed.stderr

@@ -49,6 +49,9 @@ def predict(
     workers: Annotated[int | None, typer.Option(help="Loading processes.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Fail on a missing or unreadable plane.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, ...")] = "auto",
+    allow_outside_root: Annotated[
+        bool, typer.Option("--allow-outside-root", help="Accept absolute or `..` paths in the CSV.")
+    ] = False,
 ) -> None:
     """One `p_abnormal,p_acl,p_meniscus` row per exam, in input order, no header."""
     from radlab.core.console import info
@@ -64,6 +67,7 @@ def predict(
         tta_hflip=tta,
         strict=strict,
         device=device,
+        allow_outside_root=allow_outside_root,
     )
     info(f"{describe(summary)} -> {output_csv}")
 

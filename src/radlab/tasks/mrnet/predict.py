@@ -14,6 +14,7 @@ from radlab.core.console import warn
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
 from radlab.core.infer.bundle import bundle_main
+from radlab.core.io import resolve_under
 from radlab.tasks.mrnet.formats import read_exam_paths, write_predictions
 from radlab.tasks.mrnet.fusion import apply_fusion
 from radlab.tasks.mrnet.inference import unit_logits
@@ -38,6 +39,7 @@ def predict_csv(
     tta_hflip: bool | None = None,
     strict: bool = False,
     device: str = "auto",
+    allow_outside_root: bool = False,
 ) -> PredictionSummary:
     """Predict every exam of `input_csv` with the run in `run_dir` and write the submission."""
     config, models = load_units(run_dir)
@@ -50,10 +52,14 @@ def predict_csv(
             if missing:
                 line = min(line for line, _ in exam.planes.values())
                 raise RadlabDataError(input_csv, f"exam {exam.key} lists no {', '.join(missing)} (--strict)", line)
-    paths = {
-        plane: [Path(data_root) / exam.planes[plane][1] if plane in exam.planes else None for exam in exams]
-        for plane in planes
-    }
+
+    def located(exam, plane: str) -> Path | None:
+        if plane not in exam.planes:
+            return None
+        line, path = exam.planes[plane]
+        return resolve_under(data_root, path, allow_outside=allow_outside_root, source=input_csv, line=line)
+
+    paths = {plane: [located(exam, plane) for exam in exams] for plane in planes}
     unreadable = 0
 
     def on_error(plane: str, index: int, error: str) -> None:
@@ -101,5 +107,6 @@ def codalab_main(argv: list[str], model_dir: Path) -> int:
     return bundle_main(
         argv,
         "PATHS_CSV PREDICTIONS_CSV",
-        lambda src, out: describe(predict_csv(src, out, model_dir, data_root=Path.cwd())),
+        # CodaLab hands the paths of its own data: wherever they point, they are the input.
+        lambda src, out: describe(predict_csv(src, out, model_dir, data_root=Path.cwd(), allow_outside_root=True)),
     )

@@ -51,6 +51,9 @@ def predict(
     workers: Annotated[int | None, typer.Option(help="Decoding processes.")] = None,
     probs: Annotated[Path | None, typer.Option("--probs", help="Also write study probabilities here.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Fail on the first unreadable image.")] = False,
+    allow_outside_root: Annotated[
+        bool, typer.Option("--allow-outside-root", help="Accept absolute or `..` paths in the CSV.")
+    ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, ...")] = "auto",
     engine: Annotated[
         str, typer.Option(help="torch, or onnx / int8: the files `radlab export` wrote (ONNX Runtime, CPU).")
@@ -70,6 +73,7 @@ def predict(
         batch_size=batch_size,
         num_workers=workers,
         strict=strict,
+        allow_outside_root=allow_outside_root,
         probabilities_csv=probs,
         device=device,
         engine=engine,

@@ -20,6 +20,7 @@ from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
 from radlab.core.infer import engine_model, pick_device, stream_predictions
 from radlab.core.infer.bundle import bundle_main
+from radlab.core.io import resolve_under
 from radlab.core.io.cache import cached_image_dataset
 from radlab.core.io.dataset import ImageFileDataset
 from radlab.core.transforms import build_image_transform
@@ -56,6 +57,7 @@ def predict_csv(
     device: str = "auto",
     engine: str = "torch",
     loaded: tuple[MuraConfig, nn.Module] | None = None,
+    allow_outside_root: bool = False,
 ) -> PredictionSummary:
     """Predict every study of `input_csv` with the model in `run_dir` and write the CodaLab file.
 
@@ -69,7 +71,10 @@ def predict_csv(
     images = read_image_paths(input_csv)
     groups = group_studies(images)
     transform = build_image_transform(config.data.image_size, resize=config.data.resize)
-    files = [Path(data_root) / image.path for image in images]
+    files = [
+        resolve_under(data_root, image.path, allow_outside=allow_outside_root, source=input_csv, line=image.line)
+        for image in images
+    ]
     data = config.data
     dataset = (
         cached_image_dataset(files, data.cache_dir, data.image_size, data.resize, workers=options.num_workers)
@@ -139,7 +144,8 @@ def codalab_main(argv: list[str], model_dir: Path) -> int:
     return bundle_main(
         argv,
         "IMAGE_PATHS_CSV PREDICTIONS_CSV",
-        lambda src, out: describe(predict_csv(src, out, model_dir, data_root=Path.cwd())),
+        # CodaLab hands the paths of its own data: wherever they point, they are the input.
+        lambda src, out: describe(predict_csv(src, out, model_dir, data_root=Path.cwd(), allow_outside_root=True)),
     )
 
 
