@@ -101,3 +101,40 @@ def test_an_interrupted_build_leaves_the_previous_store_intact(tmp_path):
     slots, _ = fresh.ensure(paths[:2], decode)
     for k, slot in enumerate(slots):
         np.testing.assert_array_equal(fresh.array(int(slot)), before[k])
+
+
+def test_kill_9_while_building_then_a_rerun_completes(tmp_path):
+    """A build killed mid-way leaves no index that points at missing data; the next run finishes it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rng = np.random.default_rng(1)
+    paths = []
+    for k in range(300):
+        path = tmp_path / f"n{k}.png"
+        Image.fromarray(rng.integers(0, 256, (256, 256), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    listing = tmp_path / "paths.txt"
+    listing.write_text("\n".join(paths))
+    cache_dir = tmp_path / "cache"
+    script = (
+        "import sys; from radlab.core.io.cache import cached_image_dataset; "
+        f"cached_image_dataset(open({str(listing)!r}).read().split(), {str(cache_dir)!r}, 224)"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not list(cache_dir.glob("prep-*/data-*.npy")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    index = next(cache_dir.glob("prep-*/index.json"), None)
+    if index is not None:  # the build had finished: then the index must point at complete data
+        assert (index.parent / json.loads(index.read_text())["data"]).is_file()
+    rerun = cached_image_dataset(paths, cache_dir, 224)
+    plain = ImageFileDataset(paths, build_image_transform(224), (1, 224, 224))
+    for k in (0, 150, 299):
+        assert torch.equal(rerun[k]["image"], plain[k]["image"])
+    assert len(list(cache_dir.glob("prep-*/data-*.npy"))) == 1  # the killed build's data file is gone
