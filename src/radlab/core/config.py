@@ -149,3 +149,8 @@ def _preset(presets: Traversable, name: str) -> dict[str, Any]:
             return deep_merge(_preset(presets, str(base)), data) if base else data
     known = ", ".join(preset_names(presets)) or "none"
     raise RadlabConfigError(f"unknown preset {name!r} (known: {known}; or give a path to a .yaml file)")
+
+
+def with_trust_pickle(overrides: list[str] | None, trust_pickle: bool) -> list[str]:
+    """`--set` overrides plus `model.trust_pickle=true` when the user passed --trust-pickle."""
+    return [*(overrides or []), *(["model.trust_pickle=true"] if trust_pickle else [])]

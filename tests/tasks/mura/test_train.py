@@ -147,3 +147,27 @@ def test_training_from_the_cache_repeats_training_from_files(tiny_mura, tmp_path
         histories.append([row["train/loss"] for row in read_history(tmp_path / name / "history.csv")])
     assert histories[0] == histories[1]
     assert list((tmp_path / "cache").glob("prep-*/index.json"))
+
+
+class _Marker:
+    """Unpickling this creates a file: the proof that a pickle was executed."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_malicious_pickle_as_weights_is_refused_and_never_executed(tiny_mura, tmp_path):
+    import pickle
+
+    marker = tmp_path / "executed"
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(pickle.dumps({"conv.weight": _Marker(str(marker))}))
+    result = run_cli(
+        "mura", "train", "--data-root", tiny_mura, "--out", tmp_path / "run", "--config", "cpu-small",
+        *_sets(f"model.weights_file={weights}"),
+    )  # fmt: skip
+    assert result.returncode == 1 and "pickle" in result.stderr and "--trust-pickle" in result.stderr
+    assert not marker.exists()

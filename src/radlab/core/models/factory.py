@@ -64,7 +64,7 @@ def _check_weights_file(path: Path, trust_pickle: bool) -> None:
         raise RadlabDataError(
             path,
             "is a pickle; radlab does not unpickle files it is handed. Convert it to .safetensors, "
-            "or set model.trust_pickle=true if you trust its origin",
+            "or pass --trust-pickle (model.trust_pickle=true) if you trust its origin",
         )
     if suffix not in PICKLE_SUFFIXES:
         raise RadlabDataError(path, f"unknown weights format {suffix!r} (expected .safetensors)")

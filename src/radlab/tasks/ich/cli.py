@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 import typer
 
+from radlab.core.config import with_trust_pickle
+
 app = typer.Typer(
     help="RSNA ICH: six hemorrhage labels per head CT slice (slice CNN + sequence BiLSTM; weighted log loss).",
     no_args_is_help=True,
@@ -25,13 +27,17 @@ def train(
         typer.Option(help="all; or slice / embed alone; or sequence alone from cached embeddings (fast mode)."),
     ] = "all",
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option("--trust-pickle", help="Let model.weights_file be a pickle (.pt/.pth): files you trust only."),
+    ] = False,
 ) -> None:
     """Slice classifier, TTA embeddings, sequence model; prints both validation losses."""
     from rich.console import Console
 
     from radlab.tasks.ich.train import train as run_training
 
-    metrics = run_training(data_root, out, config, overrides or [], resume, stage)
+    metrics = run_training(data_root, out, config, with_trust_pickle(overrides, trust_pickle), resume, stage)
     parts = [
         f"{name} {metrics[name]['weighted_log_loss']:.4f}" for name in ("slice_cnn", "sequence") if name in metrics
     ]

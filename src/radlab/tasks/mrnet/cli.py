@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from radlab.core.config import with_trust_pickle
+
 app = typer.Typer(
     help="MRNet: knee MRI, 3 planes x 3 labels (abnormal, ACL, meniscus); AUROC.",
     no_args_is_help=True,
@@ -23,13 +25,17 @@ def train(
     planes: Annotated[str | None, typer.Option(help="Comma-separated subset of axial,coronal,sagittal.")] = None,
     tasks: Annotated[str | None, typer.Option(help="Comma-separated subset of abnormal,acl,meniscus.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option("--trust-pickle", help="Let model.weights_file be a pickle (.pt/.pth): files you trust only."),
+    ] = False,
 ) -> None:
     """Train every (plane, task) network, then the logistic fusion per task; keeps the best validation loss."""
     from rich.console import Console
 
     from radlab.tasks.mrnet.train import train as run_training
 
-    sets = list(overrides or [])
+    sets = with_trust_pickle(overrides, trust_pickle)
     if planes:
         sets.append(f"train.planes=[{planes}]")
     if tasks:

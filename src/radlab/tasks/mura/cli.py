@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from radlab.core.config import with_trust_pickle
+
 app = typer.Typer(
     help="MURA: study-level normal/abnormal from bone X-rays (DenseNet-169, Cohen's kappa).",
     no_args_is_help=True,
@@ -26,12 +28,16 @@ def train(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")
     ] = False,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option("--trust-pickle", help="Let model.weights_file be a pickle (.pt/.pth): files you trust only."),
+    ] = False,
 ) -> None:
     """Train on the train split, validate on the valid split; keeps the best validation kappa."""
     from radlab.tasks.mura.demo import results_table
     from radlab.tasks.mura.train import train as run_training
 
-    metrics = run_training(data_root, out, config, overrides or [], resume)
+    metrics = run_training(data_root, out, config, with_trust_pickle(overrides, trust_pickle), resume)
     from rich.console import Console
 
     console = Console(stderr=True)

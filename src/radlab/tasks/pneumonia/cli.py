@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from radlab.core.config import with_trust_pickle
+
 app = typer.Typer(
     help="RSNA Pneumonia: lung-opacity boxes on chest X-ray DICOMs (RetinaNet; mAP over IoU 0.40-0.75).",
     no_args_is_help=True,
@@ -21,13 +23,17 @@ def train(
     config: Annotated[str | None, typer.Option("--config", help="paper, cpu-small or a YAML file.")] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a config key: a.b=value.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option("--trust-pickle", help="Let model.weights_file be a pickle (.pt/.pth): files you trust only."),
+    ] = False,
 ) -> None:
     """Train on k-1 folds (stratified on the class), sweep score thresholds on the held-out fold."""
     from rich.console import Console
 
     from radlab.tasks.pneumonia.train import train as run_training
 
-    metrics = run_training(data_root, out, config, overrides or [], resume)
+    metrics = run_training(data_root, out, config, with_trust_pickle(overrides, trust_pickle), resume)
     Console(stderr=True).print(
         f"kept epoch {metrics['epoch']}: validation mAP {metrics.get('map')} at score threshold "
         f"{metrics.get('score_threshold')}; sweep in {out / 'threshold_sweep.csv'}"
