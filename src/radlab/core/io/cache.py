@@ -111,7 +111,7 @@ class PreprocessCache:
         if missing:
             index = self._extend(index, paths, keys, missing, decode, workers)
         self._index = index
-        self._data = np.load(self.root / index["data"], mmap_mode="r") if index["data"] else None
+        self._data = np.load(self.root / index["data"], mmap_mode="r", allow_pickle=False) if index["data"] else None
         slots = np.array([index["slots"].get(k, -1) for k in keys], dtype=np.int64)
         errors = [index["errors"].get(k, "") if s < 0 else "" for k, s in zip(keys, slots, strict=True)]
         for k, (key, path) in enumerate(zip(keys, map(str, paths), strict=True)):
@@ -125,7 +125,7 @@ class PreprocessCache:
         for key, path in zip(keys, map(str, paths), strict=True):
             if key in wanted and not key.startswith("missing:"):
                 todo.setdefault(key, path)
-        old = np.load(self.root / index["data"], mmap_mode="r") if index["data"] else None
+        old = np.load(self.root / index["data"], mmap_mode="r", allow_pickle=False) if index["data"] else None
         count = (0 if old is None else len(old)) + len(todo)
         self.root.mkdir(parents=True, exist_ok=True)
         name = f"data-{uuid.uuid4().hex[:12]}.npy"

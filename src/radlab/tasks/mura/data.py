@@ -11,6 +11,7 @@ import numpy as np
 
 from radlab.core.console import warn
 from radlab.core.errors import RadlabDataError
+from radlab.core.io import resolve_under
 from radlab.core.io.cache import cached_image_dataset
 from radlab.core.io.dataset import ImageFileDataset
 from radlab.core.transforms import ImageTransform, build_image_transform
@@ -106,7 +107,12 @@ class MuraDataset(ImageFileDataset):
         root = resolve_data_root(data_root)
         self.split = load_split(root, split)
         transform = transform or build_image_transform(320)
-        super().__init__([root / image.path for image in self.split.images], transform, transform.output_shape)
+        paths_csv = split_csvs(root, split)[0]
+        files = [
+            resolve_under(root, image.path, allow_outside=False, source=paths_csv, line=image.line)
+            for image in self.split.images
+        ]
+        super().__init__(files, transform, transform.output_shape)
         self.labels = self.split.image_labels.astype(np.float32)
         self.type_ids = self.split.study_type_ids[self.split.image_study]
         # With a cache, files are decoded and resized once; `transform` (random steps when `augment`) then
