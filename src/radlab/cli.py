@@ -116,13 +116,13 @@ def export(
     module.export(run_dir, int8=int8, calibration=calibration, data_root=data_root)
 
 
-def _bench_module(task: str):
+def _bench_function(task: str, kind: str):
     if task not in task_names():
         raise typer.BadParameter(f"unknown task {task!r}; choose from {', '.join(task_names())}")
     try:
-        return task_module(task, "bench")
-    except ModuleNotFoundError:
-        raise RadlabError(f"no benchmark for {task} yet") from None
+        return getattr(task_module(task, "bench"), f"bench_{kind}")
+    except (ModuleNotFoundError, AttributeError):
+        raise RadlabError(f"no `bench {kind}` for {task} yet") from None
 
 
 def _print_bench(result: dict, as_json: bool) -> None:
@@ -148,7 +148,7 @@ def bench_infer(
     workers: Annotated[int | None, typer.Option(help="Loader processes on radlab's side.")] = None,
 ) -> None:
     """Prediction: the reference loop against what `radlab TASK predict` runs, on the same synthetic images."""
-    result = _bench_module(task).bench_infer(
+    result = _bench_function(task, "infer")(
         images=images,
         repeats=repeats,
         config_name=config,
@@ -169,9 +169,8 @@ def bench_prep(
     size: Annotated[int | None, typer.Option(help="Output size in px (default: the paper preset's).")] = None,
 ) -> None:
     """Decoding and preprocessing: the reference against radlab's path (cache, lookup-table windowing)."""
-    module = _bench_module(task)
     kwargs = {"size": size} if size is not None else {}
-    _print_bench(module.bench_prep(images=images, repeats=repeats, **kwargs), as_json)
+    _print_bench(_bench_function(task, "prep")(images=images, repeats=repeats, **kwargs), as_json)
 
 
 @app.command()
