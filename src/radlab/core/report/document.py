@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,23 +41,21 @@ def _data_uri(data: bytes) -> str:
 
 
 def figure_html(figure: Figure, caption: str = "") -> str:
-    """A matplotlib figure as an inline PNG (the figure is closed)."""
-    import io
-
+    """A matplotlib figure as an inline PNG (the figure is cleared)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
     figure.clf()
-    return _figure(buffer.getvalue(), caption, css="")
+    return _figure(buffer.getvalue(), caption)
 
 
 def image_html(image: Any, caption: str = "") -> str:
     """An (H, W[, 3]) uint8 array as an inline PNG with a caption, for galleries."""
-    return _figure(png_bytes(image), caption, css="")
+    return _figure(png_bytes(image), caption)
 
 
-def _figure(data: bytes, caption: str, css: str) -> str:
+def _figure(data: bytes, caption: str) -> str:
     text = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
-    return f'<figure{css}><img alt="{html.escape(caption)}" src="{_data_uri(data)}">{text}</figure>'
+    return f'<figure><img alt="{html.escape(caption)}" src="{_data_uri(data)}">{text}</figure>'
 
 
 def _cell(value: Any) -> str:
