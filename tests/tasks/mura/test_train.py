@@ -171,3 +171,19 @@ def test_a_malicious_pickle_as_weights_is_refused_and_never_executed(tiny_mura, 
     )  # fmt: skip
     assert result.returncode == 1 and "pickle" in result.stderr and "--trust-pickle" in result.stderr
     assert not marker.exists()
+
+
+def test_ddp_on_the_cpu_with_two_processes_writes_one_run_directory(tiny_mura, tmp_path):
+    """Lightning starts a second process (gloo); it must not refuse or rewrite the directory rank 0 made."""
+    run = tmp_path / "run"
+    result = run_cli(
+        "mura", "train", "--data-root", tiny_mura, "--out", run, "--config", "cpu-small",
+        *_sets("train.max_epochs=1", "train.accelerator=cpu", "train.devices=2", "train.strategy=ddp"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in run.iterdir())
+    assert names == sorted(
+        ["checkpoints", "config.yaml", "data_stats.json", "history.csv", "metrics.json", "model.safetensors",
+         "valid_predictions.csv"]
+    )  # fmt: skip
+    assert not list(run.rglob("*.tmp")) and [row["epoch"] for row in read_history(run / "history.csv")] == ["1"]

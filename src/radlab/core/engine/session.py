@@ -16,6 +16,16 @@ from radlab.core.io.atomic import atomic_write_text
 T = TypeVar("T", bound=BaseModel)
 
 
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "GROUP_RANK")
+
+
+def is_primary_process() -> bool:
+    """False in the other processes of a distributed run (any rank variable set and non-zero)."""
+    import os
+
+    return all(os.environ.get(name, "0") in ("", "0") for name in RANK_VARIABLES)
+
+
 def open_run(
     out: str | Path,
     schema: type[T],
@@ -31,6 +41,15 @@ def open_run(
     (--config cannot change it). The resolved config is written to RUN/config.yaml either way.
     """
     run = RunDir(Path(out))
+    if not is_primary_process():
+        # A DDP worker started by Lightning or torchrun: rank 0 owns the run directory.
+        config = (
+            validate_config(schema, deep_merge(read_yaml(run.config, "run config"), parse_overrides(overrides)))
+            if resume
+            else load_preset(config_name, overrides)
+        )
+        checkpoint = run.last_checkpoint if resume and run.last_checkpoint.is_file() else None
+        return run, config, checkpoint
     if resume:
         checkpoint = run.start(resume=True)
         if config_name is not None:

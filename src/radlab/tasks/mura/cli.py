@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from radlab.core.config import with_trust_pickle
+from radlab.core.engine.session import is_primary_process
 
 app = typer.Typer(
     help="MURA: study-level normal/abnormal from bone X-rays (DenseNet-169, Cohen's kappa).",
@@ -38,6 +39,8 @@ def train(
     from radlab.tasks.mura.train import train as run_training
 
     metrics = run_training(data_root, out, config, with_trust_pickle(overrides, trust_pickle), resume)
+    if not is_primary_process():  # the other processes of a DDP run stay quiet
+        return
     from rich.console import Console
 
     console = Console(stderr=True)

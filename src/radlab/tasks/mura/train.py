@@ -8,7 +8,7 @@ from typing import Any
 import lightning as L
 
 from radlab.core.engine.loaders import epoch_loader
-from radlab.core.engine.session import open_run
+from radlab.core.engine.session import is_primary_process, open_run
 from radlab.core.engine.trainer import build_trainer
 from radlab.core.transforms import build_image_transform
 from radlab.tasks.mura.config import MuraConfig, load_mura_config
@@ -53,7 +53,9 @@ def train(
         resize=data.resize,
     )
     weights = class_weights(train_set.split, config.train.loss_weighting)
-    run.write_json("data_stats.json", {"data_root": str(root.resolve()), **split_statistics(train_set.split, weights)})
+    if is_primary_process():
+        stats = {"data_root": str(root.resolve()), **split_statistics(train_set.split, weights)}
+        run.write_json("data_stats.json", stats)
 
     recipe = MuraRecipe(config, weights, valid_set.split, validation_paths=valid_set.paths)
     monitor = config.train.monitor
