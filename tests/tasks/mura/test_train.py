@@ -187,3 +187,19 @@ def test_ddp_on_the_cpu_with_two_processes_writes_one_run_directory(tiny_mura, t
          "valid_predictions.csv"]
     )  # fmt: skip
     assert not list(run.rglob("*.tmp")) and [row["epoch"] for row in read_history(run / "history.csv")] == ["1"]
+    # Validation gathered from both ranks: each study's probability averages all its images, as predict does.
+    from radlab.core.report import read_case_table
+    from radlab.tasks.mura.formats import read_probabilities, split_csvs
+
+    probs = tmp_path / "probs.csv"
+    paths_csv = split_csvs(tiny_mura, "valid")[0]
+    predicted = run_cli(
+        "mura", "predict", paths_csv, tmp_path / "out.csv", "--model", run, "--data-root", tiny_mura,
+        "--probs", probs, "--workers", "0",
+    )  # fmt: skip
+    assert predicted.returncode == 0, predicted.stderr
+    expected = {row.study: row.probability for row in read_probabilities(probs)}
+    table = read_case_table(run / "valid_predictions.csv")
+    assert sorted(table.cases) == sorted(expected)
+    for case, probability in zip(table.cases, table.probs[:, 0], strict=True):
+        assert probability == pytest.approx(expected[case], abs=1e-4)

@@ -73,7 +73,7 @@ class MuraRecipe(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss, logits, readable = self._step(batch)
-        self.log("val/loss", loss, on_epoch=True, batch_size=max(1, int(readable.sum())))
+        self.log("val/loss", loss, on_epoch=True, batch_size=max(1, int(readable.sum())), sync_dist=True)
         self._val_probs.append(torch.sigmoid(logits).detach().cpu())
         self._val_index.append(batch["index"].cpu())
         self._val_readable.append(readable.bool().cpu())
@@ -81,11 +81,14 @@ class MuraRecipe(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if not self._val_probs:
             return
-        probs = torch.cat(self._val_probs).numpy()
-        index = torch.cat(self._val_index).numpy()
-        readable = torch.cat(self._val_readable).numpy()
+        gathered = [torch.cat(b) for b in (self._val_probs, self._val_index, self._val_readable)]
         for buffer in (self._val_probs, self._val_index, self._val_readable):
             buffer.clear()
+        if self.trainer.world_size > 1:  # DDP: every rank scores the whole validation split
+            gathered = [self.all_gather(t).reshape(-1).cpu() for t in gathered]
+        probs, index, readable = (t.numpy() for t in gathered)
+        index, first = np.unique(index, return_index=True)  # the distributed sampler pads with repeats
+        probs, readable = probs[first], readable[first].astype(bool)
 
         pooler = StudyPooler(len(self.validation.studies), self.config.predict.pooling)
         pooler.add(self.validation.image_study[index], probs, readable)
