@@ -83,6 +83,11 @@ def read_dicom_image(path: str | Path) -> np.ndarray:
     (pydicom already returns YBR data as RGB)."""
     path = Path(path)
     ds, pixels = read_dicom(path)
+    return display_image(ds, pixels, path)
+
+
+def display_image(ds: Dataset, pixels: np.ndarray, path: str | Path) -> np.ndarray:
+    """read_dicom_image's conversion, for pixels already decoded by read_dicom."""
     try:
         return _to_display(ds, pixels)
     except Exception as exc:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from radlab.core.errors import RadlabDataError
-from radlab.core.io.dicom import header_value, read_dicom, read_dicom_image, read_header, transfer_syntax_name
+from radlab.core.io.dicom import display_image, header_value, read_dicom, read_header, transfer_syntax_name
 from radlab.core.io.images import read_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
@@ -67,8 +67,8 @@ def _dicom(path: Path) -> dict[str, Any]:
         "window": [_plain(ds.get("WindowCenter")), _plain(ds.get("WindowWidth"))],
     }
     try:
-        _, stored = read_dicom(path)
-        image = read_dicom_image(path)
+        full, stored = read_dicom(path)
+        image = display_image(full, stored, path)
         found.update(shape=list(stored.shape), dtype=str(stored.dtype), display_shape=list(image.shape))
     except RadlabDataError as error:
         found["error"] = error.reason

@@ -20,12 +20,11 @@ from radlab.core.io.inputs import input_files
 from radlab.core.models import ImageClassifier, load_weights
 from radlab.core.transforms.windowing import (
     ICH_WINDOWS,
-    border_box,
-    crop_black_border,
     resize_square,
     stored_and_rescale,
     uncrop_map,
     window_stack,
+    windowed_square,
 )
 from radlab.tasks.ich.config import IchConfig
 from radlab.tasks.ich.formats import SUBTYPES
@@ -53,15 +52,13 @@ class IchExplainer:
         if stored.ndim != 2:
             raise RadlabDataError(path, f"expected one grayscale slice, got pixel shape {stored.shape}")
         values, slope, intercept = stored_and_rescale(ds, stored, data.pixel_representation_fix)
-        stack = window_stack(values, slope, intercept, ICH_WINDOWS)
-        box = border_box(stack) if data.crop else None
-        view = crop_black_border(stack) if data.crop else stack
+        view, box = windowed_square(values, slope, intercept, ICH_WINDOWS, data.crop)  # as training sees it
         pixels = torch.from_numpy(np.ascontiguousarray(resize_square(view, data.image_size).transpose(2, 0, 1)))
         result = class_activation_maps(self.model, pixels.unsqueeze(0))
         probs = 1.0 / (1.0 + np.exp(-result.logits[0]))
         k = SUBTYPES.index(subtype) if subtype else int(np.argmax(probs[:5]))
-        cam = uncrop_map(result.maps[0, k], box, stack.shape[:2])
-        brain = stack[..., 0]
+        brain = window_stack(values, slope, intercept, ICH_WINDOWS[:1])[..., 0]
+        cam = uncrop_map(result.maps[0, k], box, brain.shape)
         shown = ", ".join(f"{name} {p:.2f}" for name, p in zip(SUBTYPES, probs, strict=True))
         caption = f"{result.method.upper()} of {SUBTYPES[k]} on the brain window; slice CNN: {shown}"
         details = {
