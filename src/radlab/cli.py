@@ -207,6 +207,51 @@ def explain(
     info(f"{len(written)} pictures in {out} (index: {out / 'explanations.json'})")
 
 
+@app.command()
+def tune(
+    task: Annotated[str, typer.Argument(help=f"One of {', '.join(task_names())}.")],
+    data_root: Annotated[Path, typer.Option("--data-root", help="The task's data, as for `train`.")],
+    trials: Annotated[int, typer.Option(min=1, help="Trials this worker runs (the study is shared by all).")],
+    storage: Annotated[
+        str | None,
+        typer.Option(help="Study database: default sqlite file OUT/study.db; postgresql://user:pw@host/db to share."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for trial runs, best.yaml, trials.csv.")] = None,
+    study_name: Annotated[str | None, typer.Option(help="Default radlab-TASK; workers with one name share.")] = None,
+    config: Annotated[str | None, typer.Option(help="Preset or YAML holding the tune.space to search.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Overrides for every trial, a.b=c.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Start no trial after this many seconds.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampler seed (give each worker its own, or none).")] = None,
+) -> None:
+    """Optuna search over the preset's tune.space, pruned on the per-epoch validation metric.
+
+    Start the same command on as many machines as you like with one --storage postgresql://... URL: they share
+    the study. Every worker ends by writing OUT/best.yaml (train --config OUT/best.yaml) and OUT/trials.csv."""
+    from radlab.core.tune.study import run_tuning
+
+    if task not in task_names():
+        raise typer.BadParameter(f"unknown task {task!r}; choose from {', '.join(task_names())}")
+    try:
+        spec = task_module(task, "tune").tuning()
+    except ModuleNotFoundError:
+        raise RadlabError(f"tune is not available for {task}") from None
+    folder = out or Path(f"tune-{task}")
+    summary = run_tuning(
+        spec, data_root, folder, trials, storage, study_name, config, set_ or [], timeout_s=timeout, seed=seed
+    )
+    line = (
+        f"study {summary['study']}: {summary['trials']} trials ({summary['complete']} complete, "
+        f"{summary['pruned']} pruned, {summary['failed']} failed, {summary['running']} running)"
+    )
+    if "best_trial" in summary:
+        best = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary["best_params"].items()
+        )
+        line += f"; best trial {summary['best_trial']}: {spec.objective.name} {summary['best_value']:.4f} ({best})"
+        line += f"; preset {folder / 'best.yaml'}"
+    info(line)
+
+
 def prepare_demo_folder(out: Path, task: str) -> Path:
     """`out/task`, emptied if an earlier demo made it; a folder radlab did not make is never deleted."""
     if out.exists() and any(out.iterdir()) and not (out / DEMO_MARKER).exists():

@@ -4,7 +4,9 @@ AMP on GPU, quiet logs off a terminal."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import lightning as L
 import torch
@@ -21,6 +23,20 @@ class SafetensorsModelCheckpoint(ModelCheckpoint):
     """ModelCheckpoint whose files are named *.safetensors (written by SafetensorsCheckpointIO)."""
 
     FILE_EXTENSION = ".safetensors"
+
+
+_EXTRA_CALLBACKS: ContextVar[tuple[L.Callback, ...]] = ContextVar("radlab_extra_callbacks", default=())
+
+
+@contextmanager
+def extra_callbacks(*callbacks: L.Callback) -> Iterator[None]:
+    """Every Trainer `build_trainer` makes inside this block also gets `callbacks` (tuning's pruner reaches
+    the Trainers a task's train builds, however many, without each task passing it through)."""
+    token = _EXTRA_CALLBACKS.set(_EXTRA_CALLBACKS.get() + callbacks)
+    try:
+        yield
+    finally:
+        _EXTRA_CALLBACKS.reset(token)
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
@@ -66,6 +82,7 @@ def build_trainer(
         HistoryWriter(run.history, echo=progress == "lines"),
         BestExporter(run, monitor, mode),
         *callbacks,
+        *_EXTRA_CALLBACKS.get(),
     ]
     if engine.early_stopping_patience is not None:
         all_callbacks.append(

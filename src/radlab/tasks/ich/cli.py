@@ -9,6 +9,17 @@ from typing import Annotated, Literal
 import typer
 
 from radlab.core.config import with_trust_pickle
+from radlab.core.engine.ensemble import describe_ensemble
+from radlab.core.engine.scaling import (
+    Accelerator,
+    Devices,
+    Folds,
+    NumNodes,
+    Strategy,
+    scaling_overrides,
+    train_or_folds,
+)
+from radlab.core.engine.session import is_primary_process
 
 app = typer.Typer(
     help="RSNA ICH: six hemorrhage labels per head CT slice (slice CNN + sequence BiLSTM; weighted log loss).",
@@ -31,13 +42,33 @@ def train(
         bool,
         typer.Option("--trust-pickle", help="Let model.weights_file be a pickle (.pt/.pth): files you trust only."),
     ] = False,
+    devices: Devices = None,
+    strategy: Strategy = None,
+    num_nodes: NumNodes = None,
+    accelerator: Accelerator = None,
+    folds: Folds = None,
 ) -> None:
-    """Slice classifier, TTA embeddings, sequence model; prints both validation losses."""
+    """Slice classifier, TTA embeddings, sequence model; prints both validation losses.
+
+    With --folds K: every fold of a K-fold split (train.folds=K, grouped by patient), one run each. The scaling
+    flags apply to the slice classifier; the sequence model trains on one device."""
+    from functools import partial
+
     from rich.console import Console
 
+    from radlab.tasks.ich.train import held_out_scores
     from radlab.tasks.ich.train import train as run_training
 
-    metrics = run_training(data_root, out, config, with_trust_pickle(overrides, trust_pickle), resume, stage)
+    sets = [*with_trust_pickle(overrides, trust_pickle), *scaling_overrides(devices, strategy, num_nodes, accelerator)]
+    if folds is not None and stage != "all":
+        raise typer.BadParameter("--folds trains every stage of every fold; leave --stage at all")
+    train_stage = partial(run_training, stage=stage)
+    metrics = train_or_folds("ich", train_stage, data_root, out, config, sets, resume, folds, held_out_scores)
+    if not is_primary_process():  # the other processes of a DDP run stay quiet
+        return
+    if folds is not None:
+        Console(stderr=True).print(describe_ensemble(metrics, out))
+        return
     parts = [
         f"{name} {metrics[name]['weighted_log_loss']:.4f}" for name in ("slice_cnn", "sequence") if name in metrics
     ]
@@ -48,7 +79,7 @@ def train(
 def predict(
     input_dir: Annotated[Path, typer.Argument(metavar="INPUT", help="Folder of ID_*.dcm slices.")],
     output_csv: Annotated[Path, typer.Argument(metavar="OUTPUT_CSV", help="Submission to write.")],
-    model: Annotated[list[Path], typer.Option("--model", help="Run directory; repeat to average folds.")],
+    model: Annotated[list[Path], typer.Option("--model", help="Run directory or --folds ensemble; repeat to add.")],
     batch_size: Annotated[int | None, typer.Option(help="Slices per forward pass.")] = None,
     workers: Annotated[int | None, typer.Option(help="Decoding processes.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Fail on an unreadable DICOM.")] = False,

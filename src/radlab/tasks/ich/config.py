@@ -10,6 +10,7 @@ from pydantic import Field
 
 from radlab.core.config import StrictModel, load_config
 from radlab.core.engine.config import EngineConfig
+from radlab.core.tune.space import TuneConfig
 
 # The recipe's normalisation of the three windows (on 0..1).
 WINDOW_MEAN = (0.22363983, 0.18190407, 0.2523437)
@@ -76,6 +77,7 @@ class IchConfig(StrictModel):
     embeddings: EmbeddingConfig = EmbeddingConfig()
     sequence: SequenceConfig = SequenceConfig()
     predict: PredictConfig = PredictConfig()
+    tune: TuneConfig = TuneConfig()
 
 
 def load_ich_config(name_or_path: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> IchConfig:

@@ -15,6 +15,7 @@ import numpy as np
 
 from radlab.core.config import read_yaml, validate_config
 from radlab.core.console import warn
+from radlab.core.engine.ensemble import expand_members
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
 from radlab.core.io.dicom import list_dicom_folder
@@ -59,6 +60,7 @@ def predict_folder(
     strict: bool = False,
     device: str = "auto",
 ) -> PredictionSummary:
+    run_dirs = expand_members(run_dirs)  # a --folds ensemble counts as its folds
     paths = list_dicom_folder(input_dir)
     infos, skipped = read_metadata(paths)
     if strict and skipped:

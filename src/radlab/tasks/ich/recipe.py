@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from radlab.core.console import warn
+from radlab.core.engine.distributed import gather_by_index
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.models import save_weights
 from radlab.tasks.ich.config import IchConfig
@@ -37,6 +38,7 @@ class SliceRecipe(L.LightningModule):
         self.latest: dict[str, Any] = {}
         self._probs: list[np.ndarray] = []
         self._labels: list[np.ndarray] = []
+        self._index: list[np.ndarray] = []
         self._reported: set[str] = set()
 
     def _step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -55,16 +57,19 @@ class SliceRecipe(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss, logits, keep = self._step(batch)
-        self.log("val/loss", loss, on_epoch=True, batch_size=max(1, int(keep.sum())))
+        self.log("val/loss", loss, on_epoch=True, batch_size=max(1, int(keep.sum())), sync_dist=True)
         self._probs.append(torch.sigmoid(logits[keep]).cpu().numpy())
         self._labels.append(batch["labels"][keep].cpu().numpy())
+        self._index.append(torch.as_tensor(batch["index"])[keep.cpu()].numpy())
 
     def on_validation_epoch_end(self) -> None:
-        if self._probs:
-            self.latest = scores(np.concatenate(self._labels), np.concatenate(self._probs))
+        parts = [np.concatenate(b) if b else np.zeros((0, 6)) for b in (self._index, self._labels, self._probs)]
+        for buffer in (self._index, self._labels, self._probs):
+            buffer.clear()
+        index, labels, probs = gather_by_index(self, parts[0].reshape(-1), parts[1], parts[2])  # DDP: whole split
+        if len(index):
+            self.latest = scores(labels, probs)
             self.log("val/weighted_log_loss", self.latest["weighted_log_loss"])
-        self._probs.clear()
-        self._labels.clear()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.config.train.lr)

@@ -24,7 +24,7 @@ from radlab.core.engine.callbacks import read_history, write_history
 from radlab.core.engine.folds import stratified_folds
 from radlab.core.engine.loaders import epoch_loader
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.engine.session import open_run
+from radlab.core.engine.session import is_primary_process, open_run
 from radlab.core.engine.trainer import build_trainer
 from radlab.core.errors import RadlabConfigError, RadlabDataError, RadlabError
 from radlab.core.io.atomic import atomic_write_text
@@ -92,6 +92,10 @@ def train(
     if stage in ("all", "slice"):
         info("stage 1/3: slice classifier")
         _train_slices(config, slice_run, table, train_rows, valid_rows, resume)
+    if not is_primary_process():
+        # A DDP worker: the slice CNN (the stage worth several devices) is trained. Rank 0 embeds and trains
+        # the small sequence model on one device (sequence.devices).
+        return {}
     cached = has_embedded(cache, "train") and has_embedded(cache, "valid")
     if stage in ("all", "embed") and not (resume and cached):
         info("stage 2/3: embeddings averaged over TTA (" + ", ".join(config.embeddings.tta) + ")")
@@ -244,3 +248,11 @@ def _finish(
     if rows:
         write_history(run.history, rows)
     return metrics
+
+
+def held_out_scores(metrics: dict[str, Any]) -> dict[str, float | None]:
+    """What an ensemble manifest and tuning read of one fold: the weighted log loss of both stages."""
+    return {
+        stage: metrics[name]["weighted_log_loss"] if name in metrics else None
+        for stage, name in (("slice_cnn", "slice_cnn"), ("sequence", "sequence"))
+    }

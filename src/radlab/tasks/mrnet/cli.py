@@ -9,6 +9,17 @@ from typing import Annotated
 import typer
 
 from radlab.core.config import with_trust_pickle
+from radlab.core.engine.ensemble import describe_ensemble
+from radlab.core.engine.scaling import (
+    Accelerator,
+    Devices,
+    Folds,
+    NumNodes,
+    Strategy,
+    scaling_overrides,
+    train_or_folds,
+)
+from radlab.core.engine.session import is_primary_process
 
 app = typer.Typer(
     help="MRNet: knee MRI, 3 planes x 3 labels (abnormal, ACL, meniscus); AUROC.",
@@ -29,18 +40,31 @@ def train(
         bool,
         typer.Option("--trust-pickle", help="Let model.weights_file be a pickle (.pt/.pth): files you trust only."),
     ] = False,
+    devices: Devices = None,
+    strategy: Strategy = None,
+    num_nodes: NumNodes = None,
+    accelerator: Accelerator = None,
+    folds: Folds = None,
 ) -> None:
-    """Train every (plane, task) network, then the logistic fusion per task; keeps the best validation loss."""
+    """Train every (plane, task) network, then the logistic fusion per task; keeps the best validation loss.
+
+    With --folds K: K runs, each validated on one fold of the train split (stratified on abnormal)."""
     from rich.console import Console
 
+    from radlab.tasks.mrnet.train import held_out_scores
     from radlab.tasks.mrnet.train import train as run_training
 
-    sets = with_trust_pickle(overrides, trust_pickle)
+    sets = [*with_trust_pickle(overrides, trust_pickle), *scaling_overrides(devices, strategy, num_nodes, accelerator)]
     if planes:
         sets.append(f"train.planes=[{planes}]")
     if tasks:
         sets.append(f"train.tasks=[{tasks}]")
-    metrics = run_training(data_root, out, config, sets, resume)
+    metrics = train_or_folds("mrnet", run_training, data_root, out, config, sets, resume, folds, held_out_scores)
+    if not is_primary_process():  # the other processes of a DDP run stay quiet
+        return
+    if folds is not None:
+        Console(stderr=True).print(describe_ensemble(metrics, out))
+        return
     Console(stderr=True).print(f"valid: {json.dumps(metrics['valid'])}; fusion and weights in {out}")
 
 
@@ -48,7 +72,7 @@ def train(
 def predict(
     input_csv: Annotated[Path, typer.Argument(metavar="INPUT", help="Headerless CSV, three .npy paths per exam.")],
     output_csv: Annotated[Path, typer.Argument(metavar="OUTPUT_CSV", help="Submission to write.")],
-    model: Annotated[Path, typer.Option("--model", help="Run directory of a trained model.")],
+    model: Annotated[Path, typer.Option("--model", help="Run directory, or a --folds ensemble (averaged).")],
     data_root: Annotated[Path, typer.Option("--data-root", help="Folder the CSV paths are relative to.")] = Path("."),
     tta: Annotated[bool | None, typer.Option("--tta/--no-tta", help="Average with the mirrored series.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Exams per forward pass.")] = None,

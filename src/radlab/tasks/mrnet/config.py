@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 
 from radlab.core.config import StrictModel, load_config
 from radlab.core.engine.config import EngineConfig
+from radlab.core.tune.space import TuneConfig
 from radlab.tasks.mrnet.formats import PLANES, TASKS
 
 # Per-series standardisation of the MRNet baseline code: min-max to 0..255, then (x - 58.09) / 49.73.
@@ -48,6 +49,10 @@ class TrainConfig(EngineConfig):
     planes: tuple[str, ...] = PLANES
     tasks: tuple[str, ...] = TASKS
     class_weighting: bool = True
+    # None: train on the train split, validate on the valid split (the paper). k: fold `fold` of a k-fold split
+    # of the train split (stratified on abnormal) validates; `--folds k` runs them all.
+    folds: int | None = Field(None, ge=2)
+    fold: int = Field(0, ge=0)
 
     @field_validator("planes")
     @classmethod
@@ -86,6 +91,7 @@ class MRNetConfig(StrictModel):
     train: TrainConfig = TrainConfig()
     fusion: FusionConfig = FusionConfig()
     predict: PredictConfig = PredictConfig()
+    tune: TuneConfig = TuneConfig()
 
 
 def load_mrnet_config(name_or_path: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> MRNetConfig:

@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from radlab.core.console import warn
+from radlab.core.engine.ensemble import ensemble_members
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
 from radlab.core.infer.bundle import bundle_main
@@ -41,9 +44,11 @@ def predict_csv(
     device: str = "auto",
     allow_outside_root: bool = False,
 ) -> PredictionSummary:
-    """Predict every exam of `input_csv` with the run in `run_dir` and write the submission."""
-    config, models = load_units(run_dir)
-    fusion = RunDir(Path(run_dir)).read_json("fusion.json")
+    """Predict every exam of `input_csv` with the run in `run_dir` and write the submission; a `--folds`
+    ensemble averages its members' fused probabilities."""
+    members = ensemble_members(run_dir)
+    config, _ = load_units(members[0])
+    fusion = RunDir(members[0]).read_json("fusion.json")
     exams = read_exam_paths(input_csv)
     planes = config.train.planes
     if strict:
@@ -72,17 +77,24 @@ def predict_csv(
             raise RadlabDataError(input_csv, f"{error} (--strict)", line)
         warn(f"{input_csv}:{line}: {error}; the exam is predicted from its other planes")
 
-    logits = unit_logits(
-        models,
-        paths,
-        config.data.image_size,
-        batch_size=batch_size or config.predict.batch_size,
-        num_workers=config.predict.num_workers if num_workers is None else num_workers,
-        device=device,
-        tta_hflip=config.predict.tta_hflip if tta_hflip is None else tta_hflip,
-        on_error=on_error,
-    )
-    probs, usable = apply_fusion(fusion, logits, len(exams))
+    member_probs = []
+    for k, member in enumerate(members):
+        member_config, models = load_units(member)
+        if member_config.train.planes != planes or member_config.data.image_size != config.data.image_size:
+            raise RadlabDataError(member / "config.yaml", f"planes or image size differ from {members[0]}")
+        logits = unit_logits(
+            models,
+            paths,
+            config.data.image_size,
+            batch_size=batch_size or config.predict.batch_size,
+            num_workers=config.predict.num_workers if num_workers is None else num_workers,
+            device=device,
+            tta_hflip=config.predict.tta_hflip if tta_hflip is None else tta_hflip,
+            on_error=on_error if k == 0 else lambda *_: None,  # each bad file reported once
+        )
+        probs, usable = apply_fusion(RunDir(member).read_json("fusion.json"), logits, len(exams))
+        member_probs.append(probs)
+    probs = np.mean(member_probs, axis=0)
     write_predictions(output_csv, probs)
     fallback = [exam.key for exam, ok in zip(exams, usable, strict=True) if not ok]
     for key in fallback:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from radlab.core.console import warn
+from radlab.core.engine.distributed import gather_by_index
 from radlab.core.engine.optim import adam_with_plateau
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.metrics import roc_auc
@@ -40,6 +41,7 @@ class MRNetUnitRecipe(L.LightningModule):
         self.latest_metrics: dict[str, Any] = {}
         self._logits: list[torch.Tensor] = []
         self._labels: list[torch.Tensor] = []
+        self._index: list[torch.Tensor] = []
         self._reported: set[str] = set()
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
@@ -65,16 +67,18 @@ class MRNetUnitRecipe(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss, logits, target, readable = self._step(batch)
-        self.log("val/loss", loss, on_epoch=True, batch_size=max(1, int(readable.sum())))
+        self.log("val/loss", loss, on_epoch=True, batch_size=max(1, int(readable.sum())), sync_dist=True)
         self._logits.append(logits[readable].detach().cpu())
         self._labels.append(target[readable].detach().cpu())
+        self._index.append(torch.as_tensor(batch["index"])[readable.cpu()])
 
     def on_validation_epoch_end(self) -> None:
         if not self._logits:
             return
-        logits, labels = torch.cat(self._logits).numpy(), torch.cat(self._labels).numpy()
-        self._logits.clear()
-        self._labels.clear()
+        logits, labels, index = (torch.cat(b).numpy() for b in (self._logits, self._labels, self._index))
+        for buffer in (self._logits, self._labels, self._index):
+            buffer.clear()
+        _, logits, labels = gather_by_index(self, index, logits, labels)  # DDP: the whole split
         aurocs = {task: roc_auc(labels[:, k], logits[:, k]) for k, task in enumerate(self.unit.tasks)}
         for task, value in aurocs.items():
             self.log(f"val/auroc_{task}", value)

@@ -18,8 +18,9 @@ from radlab.core.engine.callbacks import read_history, write_history
 from radlab.core.engine.folds import stratified_folds
 from radlab.core.engine.loaders import epoch_loader
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.engine.session import open_run
+from radlab.core.engine.session import is_primary_process, open_run
 from radlab.core.engine.trainer import build_trainer
+from radlab.core.errors import RadlabConfigError
 from radlab.core.metrics import roc_auc
 from radlab.core.models import load_weights
 from radlab.core.report.cases import CASES_FILE, write_case_table
@@ -33,6 +34,9 @@ from radlab.tasks.mrnet.inference import unit_logits
 from radlab.tasks.mrnet.model import Unit, build_unit_model, unit_run, units_for
 from radlab.tasks.mrnet.recipe import MRNetUnitRecipe, positive_weights
 
+Validation = tuple[str, list[str] | None]
+"""(split, exam ids) validated on: ("valid", None) is the official valid split, whole."""
+
 
 def train(
     data_root: str | Path,
@@ -45,20 +49,26 @@ def train(
     root = resolve_data_root(data_root)
     run, config, _ = open_run(out, MRNetConfig, load_mrnet_config, config_name, overrides, resume)
     train_ids, train_labels = read_split_labels(root, "train")
+    validation: Validation = ("valid", None)
+    if config.train.folds is not None:
+        train_ids, train_labels, validation = _fold(config, train_ids, train_labels)
     pos_weight = positive_weights(train_labels)
     units = units_for(config)
     for number, unit in enumerate(units, start=1):
         info(f"unit {number}/{len(units)}: {unit.name} ({', '.join(unit.tasks)})")
-        train_unit(config, root, unit_run(run, unit), unit, pos_weight, resume)
-
+        train_unit(config, root, unit_run(run, unit), unit, pos_weight, resume, train_ids, validation)
     if config.fusion.source == "oof":
-        fusion_logits = _out_of_fold_logits(config, root, run, units, train_ids, train_labels, pos_weight, resume)
-    else:
+        fusion_logits = _out_of_fold_logits(
+            config, root, run, units, train_ids, train_labels, pos_weight, resume, validation
+        )
+    if not is_primary_process():  # a DDP worker: the networks are trained; rank 0 fits the fusion and writes
+        return {}
+    if config.fusion.source != "oof":
         fusion_logits = _logits(config, load_unit_models(config, run, units), root, "train", train_ids)
     fusion = fit_fusion(fusion_logits, train_labels, config.train.tasks, config.train.planes, config.fusion.source)
     run.write_json("fusion.json", fusion)
 
-    metrics = _validate(config, root, run, units, fusion)
+    metrics = _validate(config, root, run, units, fusion, validation)
     run.write_json("metrics.json", metrics)
     _merge_histories(run, units)
     return metrics
@@ -72,8 +82,10 @@ def train_unit(
     pos_weight: np.ndarray,
     resume: bool,
     ids: list[str] | None = None,
+    validation: Validation = ("valid", None),
 ) -> None:
-    """One unit's Lightning run in `sub` (skipped when a resumed run already finished it)."""
+    """One unit's Lightning run in `sub` (skipped when a resumed run already finished it): trained on the
+    exams `ids` of the train split (all when None), validated on the `validation` (split, exams)."""
     done = sub.file("done.json")
     if resume and done.is_file():
         info(f"  {unit.name}: finished earlier, skipped")
@@ -86,7 +98,7 @@ def train_unit(
         size, train=True, rotate_deg=aug.rotate_deg, shift_px=aug.shift_px, hflip=aug.hflip, seed=config.train.seed
     )
     train_set = MRNetDataset(root, "train", train_transform, planes=(unit.plane,), ids=ids)
-    valid_set = MRNetDataset(root, "valid", VolumeTransform(size), planes=(unit.plane,))
+    valid_set = MRNetDataset(root, validation[0], VolumeTransform(size), planes=(unit.plane,), ids=validation[1])
     recipe = MRNetUnitRecipe(config, unit, pos_weight)
     trainer = build_trainer(config.train, sub, monitor="val/loss", mode="min")
     trainer.fit(
@@ -116,6 +128,7 @@ def _out_of_fold_logits(
     labels: np.ndarray,
     pos_weight: np.ndarray,
     resume: bool,
+    validation: Validation,
 ) -> dict[tuple[str, str], np.ndarray]:
     """Logits for every training exam from networks that did not see it (k extra trainings per unit)."""
     logits = {(task, unit.plane): np.full(len(ids), np.nan) for unit in units for task in unit.tasks}
@@ -123,7 +136,10 @@ def _out_of_fold_logits(
     for fold, (kept, held_out) in enumerate(folds):
         for unit in units:
             info(f"fold {fold + 1}/{len(folds)}, unit {unit.name}")
-            train_unit(config, root, unit_run(run, unit, fold), unit, pos_weight, resume, [ids[i] for i in kept])
+            sub = unit_run(run, unit, fold)
+            train_unit(config, root, sub, unit, pos_weight, resume, [ids[i] for i in kept], validation)
+        if not is_primary_process():
+            continue
         fold_models = load_unit_models(config, run, units, fold)
         fold_logits = _logits(config, fold_models, root, "train", [ids[i] for i in held_out])
         for key, values in fold_logits.items():
@@ -131,9 +147,26 @@ def _out_of_fold_logits(
     return logits
 
 
-def _validate(config: MRNetConfig, root: Path, run: RunDir, units: list[Unit], fusion: dict) -> dict[str, Any]:
-    ids, labels = read_split_labels(root, "valid")
-    logits = _logits(config, load_unit_models(config, run, units), root, "valid", ids)
+def _fold(config: MRNetConfig, ids: list[str], labels: np.ndarray) -> tuple[list[str], np.ndarray, Validation]:
+    """Fold `train.fold` of `train.folds` of the train split: (kept ids, their labels, the held-out exams)."""
+    if config.train.fold >= config.train.folds:
+        raise RadlabConfigError(f"train.fold must be below train.folds ({config.train.folds})")
+    abnormal = labels[:, TASKS.index("abnormal")]
+    kept, held_out = stratified_folds(abnormal, config.train.folds, config.train.seed)[config.train.fold]
+    return [ids[i] for i in kept], labels[kept], ("train", [ids[i] for i in held_out])
+
+
+def _validate(
+    config: MRNetConfig, root: Path, run: RunDir, units: list[Unit], fusion: dict, validation: Validation
+) -> dict[str, Any]:
+    split, ids = validation
+    all_ids, all_labels = read_split_labels(root, split)
+    if ids is None:
+        ids, labels = all_ids, all_labels
+    else:
+        position = {exam: k for k, exam in enumerate(all_ids)}
+        labels = all_labels[[position[exam] for exam in ids]]
+    logits = _logits(config, load_unit_models(config, run, units), root, split, ids)
     probs, _ = apply_fusion(fusion, logits, len(ids))
     per_plane = {
         task: {
@@ -150,7 +183,7 @@ def _validate(config: MRNetConfig, root: Path, run: RunDir, units: list[Unit], f
         list(config.train.tasks),
         labels[:, columns],
         probs[:, columns],
-        inputs=[str(volume_path(root, "valid", config.train.planes[0], i)) for i in ids],
+        inputs=[str(volume_path(root, split, config.train.planes[0], i)) for i in ids],
     )
     return {
         "valid": official_scores(labels, probs, config.train.tasks),
@@ -178,6 +211,11 @@ def _merge_histories(run: RunDir, units: list[Unit]) -> None:
             part = path.parent.name if path.parent.name.startswith("fold") else ""
             rows += [{"unit": unit.name, "fold": part, **row} for row in read_history(path)]
     write_history(run.history, rows)
+
+
+def held_out_scores(metrics: dict[str, Any]) -> dict[str, float | None]:
+    """What an ensemble manifest and tuning read of one run: its validation AUROCs after fusion."""
+    return dict(metrics.get("valid", {}))
 
 
 def _finite(value: float) -> float | None:

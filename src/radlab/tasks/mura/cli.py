@@ -12,6 +12,16 @@ from typing import Annotated
 import typer
 
 from radlab.core.config import with_trust_pickle
+from radlab.core.engine.ensemble import describe_ensemble
+from radlab.core.engine.scaling import (
+    Accelerator,
+    Devices,
+    Folds,
+    NumNodes,
+    Strategy,
+    scaling_overrides,
+    train_or_folds,
+)
 from radlab.core.engine.session import is_primary_process
 
 app = typer.Typer(
@@ -33,17 +43,29 @@ def train(
         bool,
         typer.Option("--trust-pickle", help="Let model.weights_file be a pickle (.pt/.pth): files you trust only."),
     ] = False,
+    devices: Devices = None,
+    strategy: Strategy = None,
+    num_nodes: NumNodes = None,
+    accelerator: Accelerator = None,
+    folds: Folds = None,
 ) -> None:
-    """Train on the train split, validate on the valid split; keeps the best validation kappa."""
+    """Train on the train split, validate on the valid split; keeps the best validation kappa.
+
+    With --folds K: K runs, each validated on one fold of the train split (grouped by patient)."""
     from radlab.tasks.mura.demo import results_table
+    from radlab.tasks.mura.train import held_out_scores
     from radlab.tasks.mura.train import train as run_training
 
-    metrics = run_training(data_root, out, config, with_trust_pickle(overrides, trust_pickle), resume)
+    sets = [*with_trust_pickle(overrides, trust_pickle), *scaling_overrides(devices, strategy, num_nodes, accelerator)]
+    metrics = train_or_folds("mura", run_training, data_root, out, config, sets, resume, folds, held_out_scores)
     if not is_primary_process():  # the other processes of a DDP run stay quiet
         return
     from rich.console import Console
 
     console = Console(stderr=True)
+    if folds is not None:
+        console.print(describe_ensemble(metrics, out))
+        return
     console.print(results_table(metrics["study_level"]))
     console.print(f"kept epoch {metrics['epoch']} ({metrics['monitor']}); model in {out / 'model.safetensors'}")
 
@@ -52,7 +74,7 @@ def train(
 def predict(
     input_csv: Annotated[Path, typer.Argument(metavar="INPUT", help="Headerless image-paths CSV.")],
     output_csv: Annotated[Path, typer.Argument(metavar="OUTPUT_CSV", help="CodaLab predictions to write.")],
-    model: Annotated[Path, typer.Option("--model", help="Run directory of a trained model.")],
+    model: Annotated[Path, typer.Option("--model", help="Run directory, or a --folds ensemble (averaged).")],
     data_root: Annotated[Path, typer.Option("--data-root", help="Folder the CSV paths are relative to.")] = Path("."),
     threshold: Annotated[float | None, typer.Option(help="Abnormal if p > threshold (default: the run's).")] = None,
     tta: Annotated[bool | None, typer.Option("--tta/--no-tta", help="Average with the mirrored image.")] = None,

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from radlab.core.config import StrictModel, load_config
 from radlab.core.engine.config import EngineConfig
+from radlab.core.tune.space import TuneConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -49,6 +50,10 @@ class OptimConfig(StrictModel):
 
 class TrainConfig(EngineConfig):
     batch_size: int = Field(8, ge=1)
+    # None: train on the train split, validate on the valid split (the paper). k: fold `fold` of a k-fold split
+    # of the train split (grouped by patient, stratified on the label) validates; `--folds k` runs them all.
+    folds: int | None = Field(None, ge=2)
+    fold: int = Field(0, ge=0)
     loss_weighting: Literal["per_type", "global", "none"] = "per_type"
     monitor: Literal["kappa", "auroc", "loss"] = "kappa"
 
@@ -69,6 +74,7 @@ class MuraConfig(StrictModel):
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
     predict: PredictConfig = PredictConfig()
+    tune: TuneConfig = TuneConfig()
 
 
 def presets() -> Traversable:

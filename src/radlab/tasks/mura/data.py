@@ -10,6 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from radlab.core.console import warn
+from radlab.core.engine.folds import stratified_folds
 from radlab.core.errors import RadlabDataError
 from radlab.core.io import resolve_under
 from radlab.core.io.cache import cached_image_dataset
@@ -54,6 +55,34 @@ class MuraSplit(StudyGroups):
     @property
     def image_labels(self) -> np.ndarray:
         return self.study_labels[self.image_study]
+
+    @property
+    def study_patients(self) -> list[str]:
+        """The patient of each study (`.../XR_WRIST/patient00001/study1_positive/` -> `patient00001`; one
+        patient may have studies of several body parts), the group a k-fold split must not cut."""
+        return [study.rstrip("/").split("/")[-2] for study in self.studies]
+
+    def subset(self, studies: Sequence[int]) -> MuraSplit:
+        """The split restricted to `studies` (indices), images and studies kept in their order."""
+        chosen = np.zeros(len(self.studies), dtype=bool)
+        chosen[np.asarray(studies, dtype=np.int64)] = True
+        renumber = np.cumsum(chosen) - 1
+        kept = np.flatnonzero(chosen[self.image_study])
+        return MuraSplit(
+            [self.images[i] for i in kept],
+            renumber[self.image_study[kept]],
+            [s for s, keep in zip(self.studies, chosen, strict=True) if keep],
+            self.study_labels[chosen],
+        )
+
+
+def fold_split(data_root: str | Path, folds: int, fold: int, seed: int) -> tuple[list[int], list[int]]:
+    """(training studies, held-out studies) of the train split: fold `fold` of `folds`, grouped by patient
+    and stratified on the study label."""
+    split = load_split(data_root, "train")
+    patients = np.unique(split.study_patients, return_inverse=True)[1]
+    kept, held_out = stratified_folds(split.study_labels, folds, seed, patients)[fold]
+    return kept.tolist(), held_out.tolist()
 
 
 def type_id(name: str | None) -> int:
@@ -103,9 +132,12 @@ class MuraDataset(ImageFileDataset):
         cache_dir: str | Path | None = None,
         resize: str = "stretch",
         augment: bool = False,
+        studies: Sequence[int] | None = None,
     ) -> None:
         root = resolve_data_root(data_root)
         self.split = load_split(root, split)
+        if studies is not None:  # one side of a k-fold split of this split's studies
+            self.split = self.split.subset(studies)
         transform = transform or build_image_transform(320)
         paths_csv = split_csvs(root, split)[0]
         files = [

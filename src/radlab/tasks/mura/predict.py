@@ -16,6 +16,7 @@ import numpy as np
 from torch import nn
 
 from radlab.core.console import warn
+from radlab.core.engine.ensemble import ensemble_members
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
 from radlab.core.infer import engine_model, pick_device, stream_predictions
@@ -23,6 +24,7 @@ from radlab.core.infer.bundle import bundle_main
 from radlab.core.io import resolve_under
 from radlab.core.io.cache import cached_image_dataset
 from radlab.core.io.dataset import ImageFileDataset
+from radlab.core.models.ensemble import ProbabilityAverage
 from radlab.core.transforms import build_image_transform
 from radlab.tasks.mura.config import MuraConfig
 from radlab.tasks.mura.data import group_studies
@@ -66,7 +68,7 @@ def predict_csv(
     config, model = loaded if loaded is not None else load_engine(run_dir, engine)
     options = config.predict
     threshold = options.threshold if threshold is None else threshold
-    fallback = _fallback_labels(RunDir(Path(run_dir)))
+    fallback = _fallback_labels(RunDir(ensemble_members(run_dir)[0]))
 
     images = read_image_paths(input_csv)
     groups = group_studies(images)
@@ -118,9 +120,22 @@ def predict_csv(
 
 
 def load_engine(run_dir: str | Path, engine: str = "torch") -> tuple[MuraConfig, nn.Module]:
-    """The run's config and the model `engine` runs (PyTorch, or an ONNX Runtime session)."""
-    config, model = load_model(run_dir)
-    return config, engine_model(model, run_dir, engine)
+    """The run's config and the model `engine` runs (PyTorch, or an ONNX Runtime session).
+
+    An ensemble folder (`train --folds K`) gives its members' averaged probabilities; they must share the
+    preprocessing and threshold, which come from the first member."""
+    members = ensemble_members(run_dir)
+    loaded = [load_model(member) for member in members]
+    config = loaded[0][0]
+    for member, (other, _) in zip(members[1:], loaded[1:], strict=True):
+        if (other.data.image_size, other.data.resize, other.predict) != (
+            config.data.image_size,
+            config.data.resize,
+            config.predict,
+        ):
+            raise RadlabDataError(member / "config.yaml", f"preprocessing or predict settings differ from {members[0]}")
+    models = [engine_model(model, member, engine) for member, (_, model) in zip(members, loaded, strict=True)]
+    return config, models[0] if len(models) == 1 else ProbabilityAverage(models)
 
 
 def _fallback_labels(run: RunDir) -> Callable[[str], tuple[int, float]]:

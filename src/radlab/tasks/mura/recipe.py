@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from radlab.core.console import warn
+from radlab.core.engine.distributed import gather_by_index
 from radlab.core.engine.optim import adam_with_plateau
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.models import ImageClassifier, save_weights
@@ -81,14 +82,11 @@ class MuraRecipe(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if not self._val_probs:
             return
-        gathered = [torch.cat(b) for b in (self._val_probs, self._val_index, self._val_readable)]
+        probs, index, readable = (torch.cat(b).numpy() for b in (self._val_probs, self._val_index, self._val_readable))
         for buffer in (self._val_probs, self._val_index, self._val_readable):
             buffer.clear()
-        if self.trainer.world_size > 1:  # DDP: every rank scores the whole validation split
-            gathered = [self.all_gather(t).reshape(-1).cpu() for t in gathered]
-        probs, index, readable = (t.numpy() for t in gathered)
-        index, first = np.unique(index, return_index=True)  # the distributed sampler pads with repeats
-        probs, readable = probs[first], readable[first].astype(bool)
+        index, probs, readable = gather_by_index(self, index, probs, readable)  # DDP: the whole split
+        readable = readable.astype(bool)
 
         pooler = StudyPooler(len(self.validation.studies), self.config.predict.pooling)
         pooler.add(self.validation.image_study[index], probs, readable)

@@ -10,9 +10,10 @@ import lightning as L
 from radlab.core.engine.loaders import epoch_loader
 from radlab.core.engine.session import is_primary_process, open_run
 from radlab.core.engine.trainer import build_trainer
+from radlab.core.errors import RadlabConfigError
 from radlab.core.transforms import build_image_transform
 from radlab.tasks.mura.config import MuraConfig, load_mura_config
-from radlab.tasks.mura.data import MuraDataset, class_weights, split_statistics
+from radlab.tasks.mura.data import MuraDataset, class_weights, fold_split, split_statistics
 from radlab.tasks.mura.formats import resolve_data_root
 from radlab.tasks.mura.recipe import MuraRecipe
 
@@ -30,6 +31,12 @@ def train(
 
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     data, aug = config.data, config.augment
+    train_studies, valid_split, valid_studies = None, "valid", None
+    if config.train.folds is not None:
+        if config.train.fold >= config.train.folds:
+            raise RadlabConfigError(f"train.fold must be below train.folds ({config.train.folds})")
+        train_studies, valid_studies = fold_split(root, config.train.folds, config.train.fold, config.train.seed)
+        valid_split = "train"
     train_set = MuraDataset(
         root,
         "train",
@@ -44,13 +51,15 @@ def train(
         cache_dir=data.cache_dir,
         resize=data.resize,
         augment=True,
+        studies=train_studies,
     )
     valid_set = MuraDataset(
         root,
-        "valid",
+        valid_split,
         build_image_transform(data.image_size, resize=data.resize),
         cache_dir=data.cache_dir,
         resize=data.resize,
+        studies=valid_studies,
     )
     weights = class_weights(train_set.split, config.train.loss_weighting)
     if is_primary_process():
@@ -69,6 +78,12 @@ def train(
     metrics = run.read_json("metrics.json")
     metrics["stopped_epoch"] = trainer.current_epoch
     return metrics
+
+
+def held_out_scores(metrics: dict[str, Any]) -> dict[str, float | None]:
+    """What an ensemble manifest records of one fold: its held-out kappa and AUROC."""
+    overall = metrics.get("study_level", {}).get("Overall", {})
+    return {"kappa": overall.get("kappa"), "auroc": overall.get("auroc")}
 
 
 def _loading(config: MuraConfig) -> dict[str, int]:

@@ -9,6 +9,17 @@ from typing import Annotated
 import typer
 
 from radlab.core.config import with_trust_pickle
+from radlab.core.engine.ensemble import describe_ensemble
+from radlab.core.engine.scaling import (
+    Accelerator,
+    Devices,
+    Folds,
+    NumNodes,
+    Strategy,
+    scaling_overrides,
+    train_or_folds,
+)
+from radlab.core.engine.session import is_primary_process
 
 app = typer.Typer(
     help="RSNA Pneumonia: lung-opacity boxes on chest X-ray DICOMs (RetinaNet; mAP over IoU 0.40-0.75).",
@@ -27,13 +38,27 @@ def train(
         bool,
         typer.Option("--trust-pickle", help="Let model.weights_file be a pickle (.pt/.pth): files you trust only."),
     ] = False,
+    devices: Devices = None,
+    strategy: Strategy = None,
+    num_nodes: NumNodes = None,
+    accelerator: Accelerator = None,
+    folds: Folds = None,
 ) -> None:
-    """Train on k-1 folds (stratified on the class), sweep score thresholds on the held-out fold."""
+    """Train on k-1 folds (stratified on the class), sweep score thresholds on the held-out fold.
+
+    With --folds K: every fold of a K-fold split (train.folds=K), one run each."""
     from rich.console import Console
 
+    from radlab.tasks.pneumonia.train import held_out_scores
     from radlab.tasks.pneumonia.train import train as run_training
 
-    metrics = run_training(data_root, out, config, with_trust_pickle(overrides, trust_pickle), resume)
+    sets = [*with_trust_pickle(overrides, trust_pickle), *scaling_overrides(devices, strategy, num_nodes, accelerator)]
+    metrics = train_or_folds("pneumonia", run_training, data_root, out, config, sets, resume, folds, held_out_scores)
+    if not is_primary_process():  # the other processes of a DDP run stay quiet
+        return
+    if folds is not None:
+        Console(stderr=True).print(describe_ensemble(metrics, out))
+        return
     Console(stderr=True).print(
         f"kept epoch {metrics['epoch']}: validation mAP {metrics.get('map')} at score threshold "
         f"{metrics.get('score_threshold')}; sweep in {out / 'threshold_sweep.csv'}"
@@ -44,7 +69,7 @@ def train(
 def predict(
     input_dir: Annotated[Path, typer.Argument(metavar="INPUT", help="Folder of <patientId>.dcm files.")],
     output_csv: Annotated[Path, typer.Argument(metavar="OUTPUT_CSV", help="Kaggle submission to write.")],
-    model: Annotated[list[Path], typer.Option("--model", help="Run directory; repeat to ensemble folds.")],
+    model: Annotated[list[Path], typer.Option("--model", help="Run directory or --folds ensemble; repeat to add.")],
     threshold: Annotated[float | None, typer.Option(help="Score threshold (default: the run's sweep).")] = None,
     use_global: Annotated[
         bool | None, typer.Option("--use-global/--no-global", help="Weigh scores by the global head.")

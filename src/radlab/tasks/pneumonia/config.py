@@ -10,6 +10,7 @@ from pydantic import Field
 
 from radlab.core.config import StrictModel, load_config
 from radlab.core.engine.config import EngineConfig
+from radlab.core.tune.space import TuneConfig
 
 
 class ModelConfig(StrictModel):
@@ -83,6 +84,7 @@ class PneumoniaConfig(StrictModel):
     train: TrainConfig = TrainConfig()
     postprocess: PostprocessConfig = PostprocessConfig()
     predict: PredictConfig = PredictConfig()
+    tune: TuneConfig = TuneConfig()
 
 
 def load_pneumonia_config(

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from radlab.core.console import warn
+from radlab.core.engine.ensemble import expand_members
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabConfigError, RadlabDataError
 from radlab.core.infer import iterate_batches, pick_device
@@ -68,14 +69,18 @@ def predict_folder(
     device: str = "auto",
 ) -> PredictionSummary:
     """Write one submission row per `*.dcm` in `input_dir` (sorted by name)."""
+    run_dirs = expand_members(run_dirs)  # a --folds ensemble counts as its folds
     paths = list_dicom_folder(input_dir)
     loaded = [load_detector(run) for run in run_dirs]
     config = loaded[0][0]
     for other, _ in loaded[1:]:
         if (other.data.image_size, other.model.levels) != (config.data.image_size, config.model.levels):
             raise RadlabConfigError("ensembled runs must share data.image_size and model.levels")
-    post = RunDir(Path(run_dirs[0])).read_json("postprocess.json")
-    threshold = post["score_threshold"] if threshold is None else threshold
+    posts = [RunDir(Path(run)).read_json("postprocess.json") for run in run_dirs]
+    post = posts[0]
+    if threshold is None:  # each fold chose its own on its held-out fold: their mean
+        chosen = [p["score_threshold"] for p in posts if p["score_threshold"] is not None]
+        threshold = float(np.mean(chosen)) if chosen else post["score_threshold"]
     use_global = post["use_global"] if use_global is None else use_global
     target = pick_device(device)
     models = [model.to(target).eval() for _, model in loaded]

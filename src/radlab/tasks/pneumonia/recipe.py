@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from radlab.core.console import warn
 from radlab.core.engine.callbacks import read_history, write_history
+from radlab.core.engine.distributed import gather_dict
 from radlab.core.engine.optim import adam_with_plateau
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.models import save_weights
@@ -79,7 +80,7 @@ class PneumoniaRecipe(L.LightningModule):
         out = self.model(images, targets, detect=True)
         losses = self._losses(out, batch["category"][keep])
         for name, key in (("loss", "total"), ("box_loss", "bbox_regression"), ("class_loss", "classification")):
-            self.log(f"val/{name}", losses[key], on_epoch=True, batch_size=len(keep))
+            self.log(f"val/{name}", losses[key], on_epoch=True, batch_size=len(keep), sync_dist=True)
         weights = opacity_weight(out["global"]).cpu().numpy()
         for k, i in enumerate(keep):
             found = out["detections"][k]
@@ -87,8 +88,11 @@ class PneumoniaRecipe(L.LightningModule):
             self._found[int(batch["index"][i])] = (boxes, found["scores"].cpu().numpy(), float(weights[k]))
 
     def on_validation_epoch_end(self) -> None:
-        if not self._found:
+        found = gather_dict(self, self._found)  # DDP: every rank's images
+        self._found.clear()
+        if not found:
             return
+        self._found = found
         order = sorted(self._found)
         post = self.config.postprocess
         table = threshold_sweep(

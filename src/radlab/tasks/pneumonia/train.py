@@ -9,7 +9,7 @@ import lightning as L
 
 from radlab.core.engine.folds import stratified_folds
 from radlab.core.engine.loaders import epoch_loader
-from radlab.core.engine.session import open_run
+from radlab.core.engine.session import is_primary_process, open_run
 from radlab.core.engine.trainer import build_trainer
 from radlab.core.errors import RadlabConfigError, RadlabDataError
 from radlab.tasks.pneumonia.config import PneumoniaConfig, load_pneumonia_config
@@ -58,7 +58,8 @@ def train(
         root, "train", DetectionTransform(size, True, config.augment, config.train.seed), train_ids
     )
     valid_set = PneumoniaDataset(root, "train", DetectionTransform(size), valid_ids)
-    run.write_json("split.json", {"fold": config.train.fold, "folds": config.train.folds, "valid": valid_ids})
+    if is_primary_process():
+        run.write_json("split.json", {"fold": config.train.fold, "folds": config.train.folds, "valid": valid_ids})
     recipe = PneumoniaRecipe(config, run, valid_set.truth, [str(p) for p in valid_set.paths])
     trainer = build_trainer(config.train, run, monitor="val/map", mode="max")
     trainer.fit(
@@ -68,6 +69,11 @@ def train(
         ckpt_path=str(checkpoint) if checkpoint else None,
     )
     return run.read_json("metrics.json")
+
+
+def held_out_scores(metrics: dict[str, Any]) -> dict[str, float | None]:
+    """What an ensemble manifest and tuning read of one fold: its held-out mAP."""
+    return {"mAP": metrics.get("map")}
 
 
 def _loading(config: PneumoniaConfig) -> dict:

@@ -1,0 +1,28 @@
+import pytest
+
+from radlab.core.engine.scaling import scaling_overrides
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({}, []),
+        ({"devices": "8", "strategy": "ddp"}, ["train.devices=8", "train.strategy=ddp"]),
+        ({"devices": "0,1", "num_nodes": 2}, ["train.devices=0,1", "train.num_nodes=2"]),
+        ({"accelerator": "cpu", "section": "sequence"}, ["sequence.accelerator=cpu"]),
+    ],
+)
+def test_launch_flags_become_overrides_of_the_engine_section(kwargs, expected):
+    assert scaling_overrides(**kwargs) == expected
+
+
+def test_overrides_reach_the_validated_config():
+    from radlab.tasks.mura.config import load_mura_config
+
+    config = load_mura_config("cpu-small", scaling_overrides("0,1", "ddp", 2, "gpu"))
+    assert (config.train.devices, config.train.strategy, config.train.num_nodes, config.train.accelerator) == (
+        "0,1",
+        "ddp",
+        2,
+        "gpu",
+    )
