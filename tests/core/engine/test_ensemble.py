@@ -27,12 +27,8 @@ def _fake_train(calls):
 def test_train_folds_runs_every_fold_with_its_overrides_and_writes_the_manifest(tmp_path):
     calls = []
     out = tmp_path / "ens"
-    manifest = train_folds(
-        "demo", out, 3, _fake_train(calls), ["optim.lr=0.1"], False, lambda m: {"score": m["score"]}
-    )
-    assert calls == [
-        (f"fold{k}", ["optim.lr=0.1", "train.folds=3", f"train.fold={k}"], False) for k in range(3)
-    ]
+    manifest = train_folds("demo", out, 3, _fake_train(calls), ["optim.lr=0.1"], False, lambda m: {"score": m["score"]})
+    assert calls == [(f"fold{k}", ["optim.lr=0.1", "train.folds=3", f"train.fold={k}"], False) for k in range(3)]
     assert manifest["members"] == ["fold0", "fold1", "fold2"]
     assert manifest["summary"]["score"]["mean"] == pytest.approx(0.6)
     assert manifest["summary"]["score"]["sd"] == pytest.approx(0.1)

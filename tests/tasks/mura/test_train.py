@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ from radlab.core.engine.callbacks import read_history
 from radlab.core.engine.checkpoint_io import load_checkpoint_file
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.models import load_weights
+from radlab.tasks.mura.data import MuraDataset
 from radlab.tasks.mura.synth import synthesize_mura
 from radlab.tasks.mura.train import train
 from tests.conftest import TINY_TRAIN, run_cli
@@ -173,13 +175,47 @@ def test_a_malicious_pickle_as_weights_is_refused_and_never_executed(tiny_mura, 
     assert not marker.exists()
 
 
+TRACE_TRAINING_INDICES = """
+import json, os, sys
+from radlab.tasks.mura.recipe import MuraRecipe
+
+original = MuraRecipe.training_step
+
+def traced(self, batch, batch_idx):
+    rank = self.trainer.global_rank
+    with open(os.path.join(os.environ["TRACE_DIR"], f"rank{rank}.jsonl"), "a") as handle:
+        handle.write(json.dumps([self.current_epoch, batch["index"].tolist()]) + "\\n")
+    return original(self, batch, batch_idx)
+
+MuraRecipe.training_step = traced
+from radlab.cli import main
+main()
+"""
+
+
 def test_ddp_on_the_cpu_with_two_processes_writes_one_run_directory(tiny_mura, tmp_path):
-    """Lightning starts a second process (gloo); it must not refuse or rewrite the directory rank 0 made."""
+    """`--accelerator cpu --devices 2 --strategy ddp`: Lightning starts a second process (gloo). The ranks train
+    on disjoint shards of the training images, and the run directory is rank 0's alone."""
     run = tmp_path / "run"
-    result = run_cli(
-        "mura", "train", "--data-root", tiny_mura, "--out", run, "--config", "cpu-small",
-        *_sets("train.max_epochs=1", "train.accelerator=cpu", "train.devices=2", "train.strategy=ddp"),
+    script = tmp_path / "traced_radlab.py"  # radlab's CLI with training batches traced; Lightning re-runs it per rank
+    script.write_text(TRACE_TRAINING_INDICES)
+    images = len(MuraDataset(tiny_mura, "train").paths)
+    shard = -(-images // 2)  # one batch per rank: none dropped, so each rank's whole shard is seen
+    result = subprocess.run(
+        [sys.executable, str(script), "mura", "train", "--data-root", str(tiny_mura), "--out", str(run),
+         "--config", "cpu-small", *_sets("train.max_epochs=1", f"train.batch_size={shard}"),
+         "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "TRACE_DIR": str(tmp_path)},
     )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    seen = []
+    for rank in (0, 1):
+        lines = (tmp_path / f"rank{rank}.jsonl").read_text().splitlines()
+        seen.append([i for line in lines for i in json.loads(line)[1]])
+    overlap = set(seen[0]) & set(seen[1])
+    assert set(seen[0]) | set(seen[1]) == set(range(images))  # together: every training image
+    assert len(seen[0]) == len(seen[1]) == shard  # each: half (the sampler pads the shorter shard)
+    assert len(overlap) == 2 * shard - images  # shared: only that padding
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in run.iterdir())
     assert names == sorted(
@@ -203,3 +239,41 @@ def test_ddp_on_the_cpu_with_two_processes_writes_one_run_directory(tiny_mura, t
     assert sorted(table.cases) == sorted(expected)
     for case, probability in zip(table.cases, table.probs[:, 0], strict=True):
         assert probability == pytest.approx(expected[case], abs=1e-4)
+
+
+def test_folds_train_every_fold_grouped_by_patient_and_predict_averages_them(tiny_mura, tmp_path):
+    from radlab.core.report import read_case_table
+    from radlab.tasks.mura.data import load_split
+    from radlab.tasks.mura.formats import read_probabilities, split_csvs
+    from radlab.tasks.mura.predict import predict_csv
+
+    out = tmp_path / "ensemble"
+    result = run_cli(
+        "mura", "train", "--data-root", tiny_mura, "--out", out, "--config", "cpu-small", *_sets("train.max_epochs=1"),
+        "--folds", "3",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "3 folds, held out: auroc" in result.stderr
+    manifest = json.loads((out / "ensemble.json").read_text())
+    assert (manifest["task"], manifest["members"]) == ("mura", ["fold0", "fold1", "fold2"])
+    train_studies = set(load_split(tiny_mura, "train").studies)
+    held_out = [set(read_case_table(out / f"fold{k}" / "valid_predictions.csv").cases) for k in range(3)]
+    assert set.union(*held_out) == train_studies and sum(map(len, held_out)) == len(train_studies)
+    for k, studies in enumerate(held_out):  # no patient on both sides of a fold
+        patients = {s.rstrip("/").split("/")[-2] for s in studies}
+        trained_on = {s.rstrip("/").split("/")[-2] for s in train_studies - studies}
+        assert not patients & trained_on, k
+        assert f"fold: {k}" in (out / f"fold{k}" / "config.yaml").read_text()
+
+    paths_csv = split_csvs(tiny_mura, "valid")[0]
+
+    def predicted(model):
+        probs = tmp_path / f"{model.name}.probs.csv"
+        predict_csv(paths_csv, tmp_path / f"{model.name}.csv", model, tiny_mura, num_workers=0, probabilities_csv=probs)
+        return {row.study: row.probability for row in read_probabilities(probs)}
+
+    members = [predicted(out / f"fold{k}") for k in range(3)]
+    ensemble = predicted(out)
+    assert list(ensemble) == list(members[0])
+    for study, probability in ensemble.items():
+        assert probability == pytest.approx(sum(m[study] for m in members) / 3, abs=1e-5)
