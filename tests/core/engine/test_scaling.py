@@ -26,3 +26,22 @@ def test_overrides_reach_the_validated_config():
         2,
         "gpu",
     )
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({}, (1, 1, False)),
+        ({"devices": 2, "strategy": "ddp", "sync_batchnorm": True}, (2, 1, True)),
+        ({"devices": 1, "num_nodes": 2, "strategy": "ddp"}, (1, 2, False)),
+    ],
+)
+def test_the_trainer_gets_the_engine_settings(tmp_path, settings, expected):
+    from radlab.core.engine.config import EngineConfig
+    from radlab.core.engine.run_dir import RunDir
+    from radlab.core.engine.trainer import build_trainer
+
+    engine = EngineConfig(accelerator="cpu", progress="quiet", **settings)
+    trainer = build_trainer(engine, RunDir(tmp_path), monitor="val/loss", mode="min")
+    synced = trainer._accelerator_connector._layer_sync is not None  # Lightning's SyncBatchNorm converter
+    assert (len(trainer.device_ids), trainer.num_nodes, synced) == expected

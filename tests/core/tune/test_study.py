@@ -138,3 +138,40 @@ def test_two_workers_at_once_share_a_postgres_study_and_lose_no_trial(tiny_mura,
     assert sorted(len(numbers) for numbers in by_worker.values()) == [2, 2]  # both workers, two trials each
     assert "4 trials" in results[0][1] + results[1][1]  # the later worker saw the whole study
     assert load_mura_config(out / "best.yaml").optim.lr == pytest.approx(study.best_trial.params["optim.lr"])
+
+
+def _open_storage(url, results):
+    from radlab.core.tune.study import _storage
+
+    try:
+        _storage(url)
+        results.put("ok")
+    except Exception as exc:  # reported to the parent, which asserts on it
+        results.put(repr(exc))
+
+
+def test_workers_started_together_on_an_empty_database_all_get_in(tmp_path):
+    """They race to create Optuna's tables (without the retry, 3 of 24 openings failed here with a duplicate
+    pg_type key); each loser tries again."""
+    import multiprocessing
+
+    import sqlalchemy
+
+    base = storage_url(postgres_url(), tmp_path)
+    database = f"radlab_race_{os.getpid()}"
+    admin = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE DATABASE {database}"))
+    try:
+        results = multiprocessing.Queue()
+        url = base.rsplit("/", 1)[0] + f"/{database}"
+        workers = [multiprocessing.Process(target=_open_storage, args=(url, results)) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=120)
+        assert [results.get(timeout=5) for _ in workers] == ["ok"] * 4
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+        admin.dispose()

@@ -277,3 +277,22 @@ def test_folds_train_every_fold_grouped_by_patient_and_predict_averages_them(tin
     assert list(ensemble) == list(members[0])
     for study, probability in ensemble.items():
         assert probability == pytest.approx(sum(m[study] for m in members) / 3, abs=1e-5)
+
+
+def test_torchrun_starts_the_ranks_and_lightning_joins_them(tiny_mura, tmp_path):
+    """The README's launch: torchrun (here 2 CPU processes) runs `-m radlab` once per rank; Lightning takes the
+    ranks from torchrun's environment instead of starting processes itself."""
+    import shutil
+
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    run = tmp_path / "run"
+    result = subprocess.run(
+        [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "radlab", "mura", "train",
+         "--data-root", str(tiny_mura), "--out", str(run), "--config", "cpu-small", *_sets("train.max_epochs=1"),
+         "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("kept epoch 1") == 1  # rank 0 alone reports
+    assert [row["epoch"] for row in read_history(run / "history.csv")] == ["1"]
+    assert (run / "model.safetensors").is_file() and not list(run.rglob("*.tmp"))

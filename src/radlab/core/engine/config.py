@@ -20,6 +20,8 @@ class EngineConfig(StrictModel):
     devices: int | str = "auto"
     strategy: str = "auto"
     num_nodes: int = Field(1, ge=1)
+    # Batch norm statistics over every process's batch (GPU DDP with small per-device batches); CUDA only.
+    sync_batchnorm: bool = False
     gradient_clip_val: float | None = None
     early_stopping_patience: int | None = Field(10, ge=1)
     limit_train_batches: int | float = 1.0

@@ -97,6 +97,7 @@ def build_trainer(
         devices=engine.devices,
         strategy=engine.strategy,
         num_nodes=engine.num_nodes,
+        sync_batchnorm=engine.sync_batchnorm,
         precision=resolve_precision(engine.precision, engine.accelerator),
         plugins=[SafetensorsCheckpointIO()],
         callbacks=all_callbacks,

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import socket
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -125,14 +127,7 @@ def _open_study(url: str, name: str, direction: str, tune: TuneConfig, seed: int
         "none": optuna.pruners.NopPruner(),
     }
     try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words; this is our use of them
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(
-                url,
-                heartbeat_interval=HEARTBEAT_S,
-                grace_period=GRACE_S,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
-            )
+        storage = _storage(url)
         return optuna.create_study(
             storage=storage,
             study_name=name,
@@ -144,6 +139,29 @@ def _open_study(url: str, name: str, direction: str, tune: TuneConfig, seed: int
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RadlabError(f"cannot open the study storage {_redacted(url)}: {first_line}") from None
+
+
+def _storage(url: str, attempts: int = 5) -> Any:
+    """Optuna's RDB storage with heartbeats. Workers started together on an empty database race to create
+    its tables; the loser sees a duplicate-table or duplicate-type error and tries again, after a jittered pause."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words; this is our use
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    heartbeat_interval=HEARTBEAT_S,
+                    grace_period=GRACE_S,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+                )
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 + random.random())
+    raise AssertionError("unreachable")
 
 
 def _check_same_base(study: Any, task: str, config_name: str | None, overrides: Sequence[str]) -> None:

@@ -69,7 +69,7 @@ class SliceRecipe(L.LightningModule):
         index, labels, probs = gather_by_index(self, parts[0].reshape(-1), parts[1], parts[2])  # DDP: whole split
         if len(index):
             self.latest = scores(labels, probs)
-            self.log("val/weighted_log_loss", self.latest["weighted_log_loss"])
+            self.log("val/weighted_log_loss", self.latest["weighted_log_loss"], sync_dist=True)  # equal on every rank
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.config.train.lr)

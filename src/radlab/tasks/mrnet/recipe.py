@@ -81,9 +81,9 @@ class MRNetUnitRecipe(L.LightningModule):
         _, logits, labels = gather_by_index(self, index, logits, labels)  # DDP: the whole split
         aurocs = {task: roc_auc(labels[:, k], logits[:, k]) for k, task in enumerate(self.unit.tasks)}
         for task, value in aurocs.items():
-            self.log(f"val/auroc_{task}", value)
+            self.log(f"val/auroc_{task}", value, sync_dist=True)  # gathered: equal on every rank
         finite = [v for v in aurocs.values() if not np.isnan(v)]
-        self.log("val/auroc", float(np.mean(finite)) if finite else float("nan"))
+        self.log("val/auroc", float(np.mean(finite)) if finite else float("nan"), sync_dist=True)
         self.latest_metrics = {task: (None if np.isnan(v) else float(v)) for task, v in aurocs.items()}
 
     def configure_optimizers(self) -> dict[str, Any]:

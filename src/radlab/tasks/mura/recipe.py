@@ -99,7 +99,7 @@ class MuraRecipe(L.LightningModule):
         overall = details["Overall"]
         for name in ("kappa", "auroc", "sensitivity", "specificity"):
             value = overall.get(name)
-            self.log(f"val/{name}", float("nan") if value is None else value)
+            self.log(f"val/{name}", float("nan") if value is None else value, sync_dist=True)  # equal on every rank
         self.latest_metrics = details
         self.latest_cases = (studies, truth, study_probs)
 

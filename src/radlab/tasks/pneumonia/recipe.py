@@ -107,8 +107,8 @@ class PneumoniaRecipe(L.LightningModule):
         self.latest_found = dict(self._found)
         self._found.clear()
         threshold, value = best_threshold(table)
-        self.log("val/map", value)
-        self.log("val/score_threshold", threshold)
+        self.log("val/map", value, sync_dist=True)  # gathered: equal on every rank
+        self.log("val/score_threshold", threshold, sync_dist=True)
         self.latest = {"map": None if np.isnan(value) else value, "score_threshold": threshold, "sweep": table}
         if not self.trainer.sanity_checking and self.trainer.is_global_zero:
             epoch = self.current_epoch + 1
