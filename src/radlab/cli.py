@@ -87,6 +87,8 @@ def write_run_report(run_dir: Path, out: Path | None = None) -> Path:
 def run_task(run_dir: Path) -> str:
     """The task a run directory belongs to, from its config.yaml."""
     config_path = run_dir / "config.yaml"
+    if not config_path.is_file() and (run_dir / "ensemble.json").is_file():
+        raise RadlabDataError(run_dir, "is a --folds ensemble; give one of its folds (e.g. fold0/) to this command")
     if not config_path.is_file():
         raise RadlabDataError(config_path, "missing: not a radlab run directory (train first)")
     task = read_yaml(config_path, "run config").get("task")

@@ -37,6 +37,8 @@ def test_two_workers_one_after_the_other_share_a_sqlite_study(tiny_mura, tmp_pat
     best = load_mura_config(out / "best.yaml")  # a preset file `train --config` takes
     assert best.optim.lr == pytest.approx(study.best_trial.params["optim.lr"])
     assert best.train.max_epochs == 2 and best.data.image_size == 32
+    assert best.train.devices == "auto"  # trials ran on one device each; the preset keeps the user's choice
+    assert load_mura_config(out / "trial-0000" / "config.yaml").train.devices == 1
     assert second["best_trial"] == study.best_trial.number
 
 
@@ -48,7 +50,9 @@ def test_a_worker_with_another_base_config_cannot_join(tiny_mura, tmp_path):
 
 
 def test_a_config_without_a_search_space_is_refused(tiny_mura, tmp_path):
-    spec = dataclasses.replace(tuning(), load_config=lambda name, sets: MuraConfig())
+    spec = dataclasses.replace(
+        tuning(), load_config=lambda name, sets: MuraConfig.model_validate({"train": {"devices": 1}})
+    )
     with pytest.raises(RadlabConfigError, match=r"declares no tune\.space"):
         run_tuning(spec, tiny_mura, tmp_path / "tune", 1)
 
@@ -72,6 +76,14 @@ def test_a_bad_search_space_fails_before_any_training(tiny_mura, tmp_path, space
             overrides=[*TRIAL_SETS, f"tune.space={space}"],
         )
     assert not (tmp_path / "tune").exists()
+
+
+@pytest.mark.parametrize(
+    "launch", [["train.devices=2"], ["train.strategy=ddp"], ["train.num_nodes=2"], ["train.devices=0,1"]]
+)
+def test_a_trial_is_one_process_on_one_device(tiny_mura, tmp_path, launch):
+    with pytest.raises(RadlabConfigError, match="one process on one device"):
+        run_tuning(tuning(), tiny_mura, tmp_path / "tune", 1, config_name="cpu-small", overrides=[*TRIAL_SETS, *launch])
 
 
 def test_an_unreachable_database_is_one_line_without_the_password(tiny_mura, tmp_path):

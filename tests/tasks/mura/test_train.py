@@ -278,6 +278,26 @@ def test_folds_train_every_fold_grouped_by_patient_and_predict_averages_them(tin
     for study, probability in ensemble.items():
         assert probability == pytest.approx(sum(m[study] for m in members) / 3, abs=1e-5)
 
+    # The CodaLab bundle of an ensemble carries every fold and predicts as the ensemble does.
+    bundle = run_cli("codalab", "mura", out, tmp_path / "bundle")
+    assert bundle.returncode == 0, bundle.stderr
+    assert sorted(p.name for p in (tmp_path / "bundle" / "src" / "model").iterdir()) == [
+        "ensemble.json", "fold0", "fold1", "fold2"
+    ]  # fmt: skip
+    from radlab.tasks.mura.formats import read_image_paths
+
+    inputs = tmp_path / "codalab_in.csv"
+    inputs.write_text("".join(f"{tiny_mura / image.path}\n" for image in read_image_paths(paths_csv)))
+    ran = subprocess.run(
+        [sys.executable, "src/predict.py", str(inputs), str(tmp_path / "codalab_out.csv")],
+        cwd=tmp_path / "bundle", capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    labels = [line.rsplit(",", 1)[1] for line in (tmp_path / "codalab_out.csv").read_text().splitlines()]
+    assert labels == [line.rsplit(",", 1)[1] for line in (tmp_path / "ensemble.csv").read_text().splitlines()]
+    refused = run_cli("report", out)
+    assert refused.returncode == 1 and "is a --folds ensemble" in refused.stderr
+
 
 def test_torchrun_starts_the_ranks_and_lightning_joins_them(tiny_mura, tmp_path):
     """The README's launch: torchrun (here 2 CPU processes) runs `-m radlab` once per rank; Lightning takes the

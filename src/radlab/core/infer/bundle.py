@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import radlab
+from radlab.core.engine.ensemble import ENSEMBLE_FILE, is_ensemble, read_manifest
 from radlab.core.errors import RadlabDataError, RadlabError
 from radlab.core.io.atomic import atomic_write_text
 
@@ -59,6 +60,9 @@ def build_bundle(
     src = Path(out_dir) / "src"
     if src.exists():
         raise RadlabError(f"{src} already exists; choose an empty OUT_DIR")
+    if is_ensemble(run_dir):  # a --folds ensemble: its manifest and every member's files, predicted averaged
+        members = read_manifest(run_dir)["members"]
+        files = [ENSEMBLE_FILE, *(f"{member}/{pattern}" for member in members for pattern in files)]
     chosen: list[Path] = []
     for pattern in files:
         matches = sorted(p for p in run_dir.glob(pattern) if p.is_file())

@@ -31,6 +31,7 @@ from radlab.core.io.atomic import atomic_write_text
 from radlab.core.tune.pruning import PruningCallback
 from radlab.core.tune.space import TuneConfig
 
+ONE_DEVICE = "train.devices=1"
 HEARTBEAT_S = 30
 GRACE_S = 120
 
@@ -84,13 +85,21 @@ def run_tuning(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    base = spec.load_config(config_name, list(overrides))
+    # One process per trial: parallelism comes from more workers (devices "auto" would start DDP on every GPU).
+    trial_overrides = [ONE_DEVICE, *overrides]
+    base = spec.load_config(config_name, trial_overrides)
+    engine = base.train  # type: ignore[attr-defined]
+    if str(engine.devices) not in ("1", "[0]") or engine.num_nodes != 1 or "ddp" in str(engine.strategy):
+        raise RadlabConfigError(
+            "radlab tune trains each trial in one process on one device; start more workers instead "
+            "(CUDA_VISIBLE_DEVICES=<i> per worker on a multi-GPU machine)"
+        )
     tune: TuneConfig = base.tune  # type: ignore[attr-defined]
     if not tune.space:
         raise RadlabConfigError("this config declares no tune.space; add one to the preset (see the paper preset)")
     for key, param in tune.space.items():  # an unknown key or an out-of-range value fails now, not in trial 7
         for value in param.corners():
-            spec.load_config(config_name, [*overrides, f"{key}={value}"])
+            spec.load_config(config_name, [*trial_overrides, f"{key}={value}"])
     out.mkdir(parents=True, exist_ok=True)
     name = study_name or f"radlab-{spec.task}"
     study = _open_study(storage_url(storage, out), name, spec.objective.direction, tune, seed)
@@ -104,7 +113,7 @@ def run_tuning(
         trial.set_user_attr("run_dir", str(run_dir.resolve()))
         info(f"trial {trial.number}: " + ", ".join(f"{k}={_short(v)}" for k, v in params.items()))
         pruner = PruningCallback(trial, spec.objective.epoch_metric)
-        sets = [*overrides, *(f"{key}={value}" for key, value in params.items())]
+        sets = [*trial_overrides, *(f"{key}={value}" for key, value in params.items())]
         with extra_callbacks(pruner):
             metrics = spec.train(data_root, run_dir, config_name, sets, False)
         if pruner.pruned:
