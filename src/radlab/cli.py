@@ -141,23 +141,27 @@ def _print_bench(result: dict, as_json: bool) -> None:
 def bench_infer(
     task: Annotated[str, typer.Option(help="The task to measure.")] = "mura",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
-    images: Annotated[int, typer.Option(help="Synthetic images to predict.")] = 48,
+    images: Annotated[
+        int | None, typer.Option(help="Synthetic items to predict: images (MURA), exams (MRNet).")
+    ] = None,
     repeats: Annotated[int, typer.Option(help="Interleaved timed repeats (median ratio).")] = 3,
     config: Annotated[str, typer.Option(help="Preset or YAML for the model (when no --model).")] = "paper",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config overrides, a.b=c.")] = None,
     model: Annotated[Path | None, typer.Option(help="Measure this trained run instead of a fresh model.")] = None,
-    engine: Annotated[list[str] | None, typer.Option(help="torch, onnx, int8 (repeatable; default all three).")] = None,
+    engine: Annotated[
+        list[str] | None, typer.Option(help="torch, onnx, int8 (repeatable; default: every engine the task has).")
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="Loader processes on radlab's side.")] = None,
 ) -> None:
-    """Prediction: the reference loop against what `radlab TASK predict` runs, on the same synthetic images."""
+    """Prediction: the reference loop against what `radlab TASK predict` runs, on the same synthetic inputs."""
+    options = {"images": images, "engines": tuple(engine) if engine else None}
     result = _bench_function(task, "infer")(
-        images=images,
         repeats=repeats,
         config_name=config,
         overrides=set_ or [],
         model_dir=model,
-        engines=tuple(engine or ("torch", "onnx", "int8")),
         workers=workers,
+        **{key: value for key, value in options.items() if value is not None},
     )
     _print_bench(result, as_json)
 

@@ -18,10 +18,11 @@ from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
 from radlab.core.infer.bundle import bundle_main
 from radlab.core.io import resolve_under
+from radlab.tasks.mrnet.config import MRNetConfig
 from radlab.tasks.mrnet.formats import read_exam_paths, write_predictions
 from radlab.tasks.mrnet.fusion import apply_fusion
 from radlab.tasks.mrnet.inference import unit_logits
-from radlab.tasks.mrnet.model import load_units
+from radlab.tasks.mrnet.model import load_run_config, load_units
 
 
 @dataclass
@@ -43,11 +44,13 @@ def predict_csv(
     strict: bool = False,
     device: str = "auto",
     allow_outside_root: bool = False,
+    loaded: tuple[MRNetConfig, dict] | None = None,
 ) -> PredictionSummary:
     """Predict every exam of `input_csv` with the run in `run_dir` and write the submission; a `--folds`
-    ensemble averages its members' fused probabilities."""
+    ensemble averages its members' fused probabilities. `loaded` (load_units of a single run) skips loading,
+    for callers predicting many files with one model."""
     members = ensemble_members(run_dir)
-    config, _ = load_units(members[0])
+    config = loaded[0] if loaded is not None else load_run_config(members[0])
     fusion = RunDir(members[0]).read_json("fusion.json")
     exams = read_exam_paths(input_csv)
     planes = config.train.planes
@@ -79,7 +82,7 @@ def predict_csv(
 
     member_probs = []
     for k, member in enumerate(members):
-        member_config, models = load_units(member)
+        member_config, models = loaded if loaded is not None and len(members) == 1 else load_units(member)
         if member_config.train.planes != planes or member_config.data.image_size != config.data.image_size:
             raise RadlabDataError(member / "config.yaml", f"planes or image size differ from {members[0]}")
         logits = unit_logits(
