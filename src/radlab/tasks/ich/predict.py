@@ -59,16 +59,19 @@ def predict_folder(
     num_workers: int | None = None,
     strict: bool = False,
     device: str = "auto",
+    loaded: Sequence[tuple[IchConfig, object, list]] | None = None,
 ) -> PredictionSummary:
-    run_dirs = expand_members(run_dirs)  # a --folds ensemble counts as its folds
+    """Write `ID,Label` rows for every readable slice in `input_dir`, averaged over the runs (a `--folds`
+    ensemble counts as its folds). `loaded` (load_run of each run) skips loading, for repeated calls."""
+    run_dirs = expand_members(run_dirs)
     paths = list_dicom_folder(input_dir)
     infos, skipped = read_metadata(paths)
     if strict and skipped:
         raise RadlabDataError(skipped[0][0], f"{skipped[0][1]} (--strict)")
     total = np.zeros((len(infos), 6))
     readable = np.ones(len(infos), dtype=bool)
-    for run_dir in run_dirs:
-        config, model, snapshots = load_run(run_dir)
+    for member in loaded if loaded is not None else (load_run(run_dir) for run_dir in run_dirs):
+        config, model, snapshots = member
         embedded = embed_slices(
             model,
             [info.path for info in infos],
@@ -87,7 +90,8 @@ def predict_folder(
     for k in np.flatnonzero(~readable):
         warn(f"{infos[k].path}: unreadable pixel data; left out of the submission")
     kept = np.flatnonzero(readable)
-    write_submission(output_csv, [infos[k].image for k in kept], total[kept] / len(run_dirs))
+    members = len(loaded) if loaded is not None else len(run_dirs)
+    write_submission(output_csv, [infos[k].image for k in kept], total[kept] / members)
     return PredictionSummary(len(kept), len(sequences([infos[k] for k in kept])), len(skipped) + int((~readable).sum()))
 
 
