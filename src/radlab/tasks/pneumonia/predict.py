@@ -22,6 +22,7 @@ from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabConfigError, RadlabDataError
 from radlab.core.infer import iterate_batches, pick_device
 from radlab.core.io.dicom import list_dicom_folder
+from radlab.tasks.pneumonia.config import PneumoniaConfig
 from radlab.tasks.pneumonia.data import DetectionTransform, DicomBoxDataset, collate_detection
 from radlab.tasks.pneumonia.formats import Prediction, write_submission
 from radlab.tasks.pneumonia.model import PneumoniaDetector, load_detector, logit, opacity_weight
@@ -67,11 +68,13 @@ def predict_folder(
     num_workers: int | None = None,
     strict: bool = False,
     device: str = "auto",
+    loaded: Sequence[tuple[PneumoniaConfig, PneumoniaDetector]] | None = None,
 ) -> PredictionSummary:
-    """Write one submission row per `*.dcm` in `input_dir` (sorted by name)."""
+    """Write one submission row per `*.dcm` in `input_dir` (sorted by name). `loaded` (load_detector of each
+    run) skips loading, for repeated calls."""
     run_dirs = expand_members(run_dirs)  # a --folds ensemble counts as its folds
     paths = list_dicom_folder(input_dir)
-    loaded = [load_detector(run) for run in run_dirs]
+    loaded = loaded if loaded is not None else [load_detector(run) for run in run_dirs]
     config = loaded[0][0]
     for other, _ in loaded[1:]:
         if (other.data.image_size, other.model.levels) != (config.data.image_size, config.model.levels):

@@ -1,0 +1,179 @@
+"""`radlab bench infer --task pneumonia`: radlab's predict against the seeds' way, on the same DICOMs.
+
+Reference (seed 003 ran its detector image by image on a low-power board): one image at a time, decoded by
+pydicom in the main process, eager fp32 in contiguous memory under `torch.no_grad`, then the same box
+selection. radlab: exactly what `radlab pneumonia predict` runs (batches, a prefetching loader,
+`torch.inference_mode`). Same weights and post-processing, so the kept boxes and their scores must agree.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+import torch
+
+from radlab.core.bench import compare_interleaved, matmul_peak_gflops, model_flops, peak_rss_mb, roofline
+from radlab.core.config import config_to_yaml
+from radlab.core.console import info
+from radlab.core.engine.run_dir import RunDir
+from radlab.core.errors import RadlabError
+from radlab.core.io.atomic import atomic_write_text
+from radlab.core.models import save_weights
+from radlab.tasks.pneumonia.config import PneumoniaConfig, load_pneumonia_config
+from radlab.tasks.pneumonia.data import DetectionTransform
+from radlab.tasks.pneumonia.formats import TRAIN_IMAGES, read_submission
+from radlab.tasks.pneumonia.model import PneumoniaDetector, load_detector, opacity_weight
+from radlab.tasks.pneumonia.postprocess import select, to_original
+from radlab.tasks.pneumonia.predict import predict_folder
+from radlab.tasks.pneumonia.synth import synthesize_pneumonia
+
+Found = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def bench_infer(
+    images: int = 16,
+    repeats: int = 3,
+    config_name: str | None = "paper",
+    overrides: list[str] | tuple[str, ...] = (),
+    model_dir: Path | None = None,
+    engines: tuple[str, ...] = ("torch",),
+    workers: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Images per second of both ways, and how far their kept boxes and scores differ."""
+    if set(engines) - {"torch"}:
+        raise RadlabError("RSNA Pneumonia has no ONNX export yet; bench it with --engine torch")
+    config = load_detector(model_dir)[0] if model_dir else load_pneumonia_config(config_name, list(overrides))
+    workers = config.predict.num_workers if workers is None else workers
+    with tempfile.TemporaryDirectory(prefix="radlab-bench-") as scratch_name:
+        scratch = Path(scratch_name)
+        folder = _inputs(scratch, images, seed)
+        run = model_dir or _temporary_run(scratch / "run", config, seed)
+        loaded = load_detector(run)
+        post = RunDir(run).read_json("postprocess.json")
+        paths = sorted(folder.glob("*.dcm"))
+        info(f"bench infer pneumonia: reference against radlab, {len(paths)} DICOMs")
+        comparison = compare_interleaved(
+            lambda: _reference(loaded[1], paths, config, post),
+            lambda: _radlab(folder, scratch / "radlab.csv", run, loaded, workers),
+            items=len(paths),
+            repeats=repeats,
+        )
+        size = config.data.image_size
+        flops = model_flops(_Raw(loaded[1]), torch.zeros(1, 1, size, size, dtype=torch.uint8))
+    agreement = _agreement(comparison.reference_output, comparison.radlab_output)
+    line = roofline(flops, comparison.radlab_items_per_s, matmul_peak_gflops())
+    return {
+        "task": "pneumonia",
+        "engine": "torch",
+        "reference_items_per_s": comparison.reference_items_per_s,
+        "radlab_items_per_s": comparison.radlab_items_per_s,
+        "speedup": comparison.speedup,
+        **agreement,
+        "images": len(paths),
+        "repeats": repeats,
+        "backbone": config.model.backbone,
+        "image_size": size,
+        "loader_workers": workers,
+        "peak_rss_mb": peak_rss_mb(),
+        "threads": torch.get_num_threads(),
+        "device": f"cpu ({platform.processor() or platform.machine()})",
+        "roofline": {
+            "gflop_per_image": line.gflop_per_item,
+            "matmul_peak_gflops": line.matmul_peak_gflops,
+            "ceiling_images_per_s": line.ceiling_items_per_s,
+            "fraction_of_peak": line.fraction_of_peak,
+        },
+    }
+
+
+def _inputs(scratch: Path, images: int, seed: int) -> Path:
+    """A folder of `images` synthetic DICOMs (JPEG baseline, 1024 px, as the challenge's)."""
+    synthesize_pneumonia(scratch / "data", patients=max(8, images + 4), seed=seed, workers=2)
+    folder = scratch / "input"
+    folder.mkdir()
+    for path in sorted((scratch / "data" / TRAIN_IMAGES).glob("*.dcm"))[:images]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def _temporary_run(run_dir: Path, config: PneumoniaConfig, seed: int) -> Path:
+    """A seeded fresh detector with a score threshold near 0, so that both ways keep boxes to compare."""
+    run = RunDir(run_dir)
+    run.root.mkdir(parents=True)
+    torch.manual_seed(seed)
+    atomic_write_text(run.config, config_to_yaml(config))
+    state = PneumoniaDetector(config, initialise=False).state_dict()
+    # Untrained, the focal-loss prior scores every anchor near 0.01, under the detector's own floor, and nearly
+    # alike: centre the classification bias and spread its weights, so that there are distinct boxes to compare.
+    head = "retinanet.head.classification_head.cls_logits.1"
+    state[f"{head}.bias"] = torch.zeros_like(state[f"{head}.bias"])
+    state[f"{head}.weight"] = state[f"{head}.weight"] * 300
+    save_weights(run.weights, state, {"task": "pneumonia"})
+    post = config.postprocess
+    run.write_json(
+        "postprocess.json",
+        {"score_threshold": 1e-3, "relative_prune": post.relative_prune, "nms_iou": post.nms_iou, "use_global": False},
+    )
+    return run.root
+
+
+def _reference(model: PneumoniaDetector, paths: list[Path], config: PneumoniaConfig, post: dict) -> Found:
+    """The seeds' loop: per image, pydicom's pixel_array, the same resize, one eager fp32 forward pass."""
+    transform = DetectionTransform(config.data.image_size)
+    model = model.eval().to(memory_format=torch.contiguous_format)
+    found: Found = {}
+    with torch.no_grad():
+        for path in paths:
+            pixels = pydicom.dcmread(path).pixel_array
+            image, _ = transform(pixels, np.zeros((0, 4)))
+            out = model(image[None].contiguous(), detect=True)
+            boxes = to_original(out["detections"][0]["boxes"].numpy(), config.data.image_size, pixels.shape)
+            weight = float(opacity_weight(out["global"]).numpy()[0]) if post["use_global"] else None
+            kept, scores = select(boxes, out["detections"][0]["scores"].numpy(), post["score_threshold"],
+                                  post["relative_prune"], weight)  # fmt: skip
+            found[path.stem] = (np.round(kept, 1), np.round(scores, 4))
+    return found
+
+
+def _radlab(folder: Path, out: Path, run: Path, loaded: Any, workers: int) -> Found:
+    """`predict_folder` itself, its detector loaded once beforehand (as the reference's is)."""
+    predict_folder(folder, out, [run], num_workers=workers, device="cpu", loaded=[loaded])
+    return {patient: (p.boxes, p.scores) for patient, p in read_submission(out).items()}
+
+
+def _agreement(reference: Found, radlab: Found) -> dict[str, Any]:
+    """Images whose kept boxes match in number; the largest score and box-corner differences among them."""
+    same, score_diff, box_diff = 0, 0.0, 0.0
+    for patient, (boxes, scores) in reference.items():
+        other_boxes, other_scores = radlab[patient]
+        if len(scores) != len(other_scores):
+            continue
+        same += 1
+        if len(scores):
+            order, other_order = np.argsort(-scores, kind="stable"), np.argsort(-other_scores, kind="stable")
+            score_diff = max(score_diff, float(np.abs(scores[order] - other_scores[other_order]).max()))
+            box_diff = max(box_diff, float(np.abs(boxes[order] - other_boxes[other_order]).max()))
+    return {
+        "max_abs_prob_diff": score_diff,
+        "label_agreement": same / max(1, len(reference)),
+        "max_abs_box_diff_px": box_diff,
+        "boxes_kept": int(sum(len(s) for _, s in reference.values())),
+    }
+
+
+class _Raw(torch.nn.Module):
+    """The detector's network without decoding, for the FLOP counter."""
+
+    def __init__(self, model: PneumoniaDetector) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor) -> Any:
+        return self.model.raw_outputs(pixels)
