@@ -114,7 +114,7 @@ def export(
     try:
         module = task_module(task, "export")
     except ModuleNotFoundError:
-        raise RadlabError(f"export is not available for {task} yet (MURA has it)") from None
+        raise RadlabError(f"export is not available for {task}") from None
     module.export(run_dir, int8=int8, calibration=calibration, data_root=data_root)
 
 

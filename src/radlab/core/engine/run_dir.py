@@ -71,6 +71,19 @@ class RunDir:
             if not path.is_file():
                 raise RadlabDataError(path, "missing: not a finished radlab run directory (train first)")
 
+    def record_data_root(self, root: Path, name: str = "data.json") -> None:
+        """Remember the training data's folder, for later commands that need training images (export)."""
+        self.write_json(name, {"data_root": str(Path(root).resolve())})
+
+    def data_root(self, given: str | Path | None, name: str = "data.json") -> Path:
+        """`given`, or the training data's folder the run recorded; one line when neither is there."""
+        if given is not None:
+            return Path(given)
+        recorded = self.read_json(name).get("data_root") if self.file(name).is_file() else None
+        if not recorded:
+            raise RadlabDataError(self.root, "does not record its training data; pass --data-root")
+        return Path(recorded)
+
     def write_json(self, name: str, data: Any) -> None:
         atomic_write_text(self.file(name), json.dumps(data, indent=2, allow_nan=True) + "\n")
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from torch import nn
 
 from radlab.core.errors import RadlabConfigError
 
 ENGINES = {"torch": None, "onnx": "model.onnx", "int8": "model.int8.onnx"}
+
+EngineOption = Annotated[
+    str, typer.Option(help="torch, or onnx / int8: the files `radlab export` wrote (ONNX Runtime, CPU).")
+]
 
 
 def engine_model(model: nn.Module, run_dir: str | Path, engine: str) -> nn.Module:

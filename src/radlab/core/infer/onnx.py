@@ -24,8 +24,18 @@ OPSET = 17
 INPUT, OUTPUT = "pixels", "logits"
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, opset: int = OPSET) -> Path:
-    """Write `model` (eval mode, float32) as ONNX with a dynamic batch axis; atomic (no half-written file)."""
+def export_onnx(
+    model: nn.Module,
+    example: torch.Tensor,
+    path: str | Path,
+    opset: int = OPSET,
+    outputs: tuple[str, ...] = (OUTPUT,),
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """Write `model` (eval mode, float32) as ONNX with a dynamic batch axis; atomic (no half-written file).
+
+    `outputs` names the model's outputs (a tuple when several); `metadata` travels inside the file, for what
+    a caller needs beside the tensors (a detector's feature-map sizes)."""
     path = Path(path)
     model = model.eval().float()
     with atomic_path(path, durable=False) as tmp, warnings.catch_warnings():
@@ -35,12 +45,24 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, opset
             (example.float(),),
             str(tmp),
             input_names=[INPUT],
-            output_names=[OUTPUT],
-            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+            output_names=list(outputs),
+            dynamic_axes={name: {0: "batch"} for name in (INPUT, *outputs)},
             opset_version=opset,
             dynamo=False,
         )
+        if metadata:
+            _add_metadata(tmp, metadata)
     return path
+
+
+def _add_metadata(path: Path, metadata: dict[str, str]) -> None:
+    import onnx
+
+    graph = onnx.load(str(path))
+    for key, value in metadata.items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(graph, str(path))
 
 
 def _session(path: Path, threads: int | None):
@@ -59,7 +81,8 @@ def _session(path: Path, threads: int | None):
 class OnnxRuntimeModel(nn.Module):
     """An ONNX file behind the nn.Module interface radlab's inference loop calls: tensor in, logits out.
 
-    `.to()`, `.eval()` and memory formats are accepted and have no effect: ONNX Runtime runs on the CPU.
+    `.to()`, `.eval()` and memory formats are accepted and have no effect: ONNX Runtime runs on the CPU. A
+    graph with several outputs returns them as a tuple; `metadata` holds what export_onnx stored with it.
     """
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
@@ -68,11 +91,13 @@ class OnnxRuntimeModel(nn.Module):
         if not self.path.is_file():
             raise RadlabDataError(self.path, "missing: run `radlab export` on the run first")
         self.session = _session(self.path, threads)
+        self.outputs = [output.name for output in self.session.get_outputs()]
+        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         feed = np.ascontiguousarray(pixels.detach().cpu().float().numpy())
-        (logits,) = self.session.run([OUTPUT], {INPUT: feed})
-        return torch.from_numpy(logits)
+        results = tuple(torch.from_numpy(r) for r in self.session.run(self.outputs, {INPUT: feed}))
+        return results[0] if len(results) == 1 else results
 
 
 class _Calibration:
@@ -109,8 +134,18 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, calibration: Ite
                 weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax,
             )
+            _copy_metadata(Path(fp32_path), tmp)
         finally:
             root_logger.setLevel(level)
             if prepared.exists():
                 os.unlink(prepared)
     return int8_path
+
+
+def _copy_metadata(source: Path, target: Path) -> None:
+    """The quantiser drops the graph's metadata; the int8 file needs the same as its fp32 source."""
+    import onnx
+
+    metadata = {entry.key: entry.value for entry in onnx.load(str(source), load_external_data=False).metadata_props}
+    if metadata:
+        _add_metadata(target, metadata)

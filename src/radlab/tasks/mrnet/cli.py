@@ -20,6 +20,7 @@ from radlab.core.engine.scaling import (
     train_or_folds,
 )
 from radlab.core.engine.session import is_primary_process
+from radlab.core.infer.engines import EngineOption
 
 app = typer.Typer(
     help="MRNet: knee MRI, 3 planes x 3 labels (abnormal, ACL, meniscus); AUROC.",
@@ -82,6 +83,7 @@ def predict(
     allow_outside_root: Annotated[
         bool, typer.Option("--allow-outside-root", help="Accept absolute or `..` paths in the CSV.")
     ] = False,
+    engine: EngineOption = "torch",
 ) -> None:
     """One `p_abnormal,p_acl,p_meniscus` row per exam, in input order, no header."""
     from radlab.core.console import info
@@ -98,6 +100,7 @@ def predict(
         strict=strict,
         device=device,
         allow_outside_root=allow_outside_root,
+        engine=engine,
     )
     info(f"{describe(summary)} -> {output_csv}")
 

@@ -12,13 +12,13 @@ import torch
 from radlab.core.infer import iterate_batches, pick_device
 from radlab.core.transforms import VolumeTransform
 from radlab.tasks.mrnet.data import SeriesDataset, collate_exams
-from radlab.tasks.mrnet.model import SeriesClassifier, Unit
+from radlab.tasks.mrnet.model import Unit
 
 ErrorHandler = Callable[[str, int, str], None]
 
 
 def unit_logits(
-    models: Mapping[Unit, SeriesClassifier],
+    models: Mapping[Unit, torch.nn.Module],
     paths: Mapping[str, Sequence[Path | None]],
     image_size: int,
     *,

@@ -15,6 +15,7 @@ from torch import nn
 from radlab.core.config import read_yaml, validate_config
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
+from radlab.core.infer import engine_model
 from radlab.core.models import create_feature_extractor, load_weights
 from radlab.core.models.pooling import segment_max
 from radlab.tasks.mrnet.config import SERIES_MEAN, SERIES_STD, MRNetConfig
@@ -51,10 +52,39 @@ class SeriesClassifier(nn.Module):
         self.head = nn.Linear(features.num_features, outputs)
 
     def forward(self, slices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.encode(slices), lengths)
+
+    def encode(self, slices: torch.Tensor) -> torch.Tensor:
+        """Pooled features of every slice (N, F): all of the network's cost, and what ONNX exports."""
         x = (slices.float() - SERIES_MEAN) / SERIES_STD
-        x = x.expand(-1, 3, -1, -1)
-        per_slice = self.features(x)
+        return self.features(x.expand(-1, 3, -1, -1))
+
+    def classify(self, per_slice: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Max over each exam's slices, then the head: (N, F) with slice counts (B,) -> logits (B, outputs)."""
         return self.head(self.dropout(segment_max(per_slice, lengths)))
+
+
+class SliceEncoder(nn.Module):
+    """A unit network's `encode` as a module of its own: slices in, per-slice features out (for export)."""
+
+    def __init__(self, model: SeriesClassifier) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, slices: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(slices)
+
+
+class EngineSeriesClassifier(nn.Module):
+    """A unit network whose slices go through another engine (ONNX Runtime); pooling and head stay in torch."""
+
+    def __init__(self, encoder: nn.Module, model: SeriesClassifier) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.model = model
+
+    def forward(self, slices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.model.classify(self.encoder(slices).to(lengths.device), lengths)
 
 
 def build_unit_model(config: MRNetConfig, unit: Unit, initialise: bool = True) -> SeriesClassifier:
@@ -81,8 +111,9 @@ def load_run_config(run_dir: str | Path) -> MRNetConfig:
     return validate_config(MRNetConfig, read_yaml(run.config, "run config"), source=str(run.config))
 
 
-def load_units(run_dir: str | Path) -> tuple[MRNetConfig, dict[Unit, SeriesClassifier]]:
-    """The config and every trained unit network of a run (safetensors only)."""
+def load_units(run_dir: str | Path, engine: str = "torch") -> tuple[MRNetConfig, dict[Unit, nn.Module]]:
+    """The config and every trained unit network of a run (safetensors only); with `engine` onnx or int8,
+    each unit's slices go through the file `radlab export` wrote beside its weights."""
     run = RunDir(Path(run_dir))
     config = load_run_config(run_dir)
     models = {}
@@ -92,5 +123,7 @@ def load_units(run_dir: str | Path) -> tuple[MRNetConfig, dict[Unit, SeriesClass
         missing, unexpected = model.load_state_dict(load_weights(path), strict=False)
         if missing or unexpected:
             raise RadlabDataError(path, f"weights do not match {config.model.backbone} for unit {unit.name}")
-        models[unit] = model.eval()
+        model = model.eval()
+        encoder = engine_model(model, path.parent, engine)
+        models[unit] = model if encoder is model else EngineSeriesClassifier(encoder, model)
     return config, models

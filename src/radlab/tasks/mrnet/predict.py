@@ -44,10 +44,12 @@ def predict_csv(
     strict: bool = False,
     device: str = "auto",
     allow_outside_root: bool = False,
+    engine: str = "torch",
     loaded: tuple[MRNetConfig, dict] | None = None,
 ) -> PredictionSummary:
     """Predict every exam of `input_csv` with the run in `run_dir` and write the submission; a `--folds`
-    ensemble averages its members' fused probabilities. `loaded` (load_units of a single run) skips loading,
+    ensemble averages its members' fused probabilities. `engine` is "torch", or "onnx" / "int8" for the
+    files `radlab export` wrote (ONNX Runtime, CPU). `loaded` (load_units of a single run) skips loading,
     for callers predicting many files with one model."""
     members = ensemble_members(run_dir)
     config = loaded[0] if loaded is not None else load_run_config(members[0])
@@ -82,7 +84,7 @@ def predict_csv(
 
     member_probs = []
     for k, member in enumerate(members):
-        member_config, models = loaded if loaded is not None and len(members) == 1 else load_units(member)
+        member_config, models = loaded if loaded is not None and len(members) == 1 else load_units(member, engine)
         if member_config.train.planes != planes or member_config.data.image_size != config.data.image_size:
             raise RadlabDataError(member / "config.yaml", f"planes or image size differ from {members[0]}")
         logits = unit_logits(

@@ -63,6 +63,7 @@ def train(
         )
     if not is_primary_process():  # a DDP worker: the networks are trained; rank 0 fits the fusion and writes
         return {}
+    run.record_data_root(root)
     if config.fusion.source != "oof":
         fusion_logits = _logits(config, load_unit_models(config, run, units), root, "train", train_ids)
     fusion = fit_fusion(fusion_logits, train_labels, config.train.tasks, config.train.planes, config.fusion.source)

@@ -23,6 +23,7 @@ from radlab.core.engine.scaling import (
     train_or_folds,
 )
 from radlab.core.engine.session import is_primary_process
+from radlab.core.infer.engines import EngineOption
 
 app = typer.Typer(
     help="MURA: study-level normal/abnormal from bone X-rays (DenseNet-169, Cohen's kappa).",
@@ -86,9 +87,7 @@ def predict(
         bool, typer.Option("--allow-outside-root", help="Accept absolute or `..` paths in the CSV.")
     ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, ...")] = "auto",
-    engine: Annotated[
-        str, typer.Option(help="torch, or onnx / int8: the files `radlab export` wrote (ONNX Runtime, CPU).")
-    ] = "torch",
+    engine: EngineOption = "torch",
 ) -> None:
     """Write one `study/,label` row per study (CodaLab format), in first-seen order."""
     from radlab.core.console import info

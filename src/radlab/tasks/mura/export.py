@@ -13,11 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from radlab.core.console import info
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.errors import RadlabDataError
 from radlab.core.infer import iterate_batches
-from radlab.core.infer.onnx import export_onnx, quantize_int8
+from radlab.core.infer.export import ExportPart, compare_engines, export_parts, exported_engines
 from radlab.core.io.dataset import ImageFileDataset
 from radlab.core.transforms import build_image_transform
 from radlab.tasks.mura.evaluate import evaluate_files
@@ -27,12 +25,7 @@ from radlab.tasks.mura.predict import predict_csv
 
 
 def _data_root(run: RunDir, data_root: str | Path | None) -> Path:
-    if data_root is not None:
-        return resolve_data_root(data_root)
-    recorded = run.read_json("data_stats.json").get("data_root") if run.file("data_stats.json").is_file() else None
-    if not recorded:
-        raise RadlabDataError(run.root, "does not record its training data; pass --data-root")
-    return resolve_data_root(recorded)
+    return resolve_data_root(run.data_root(data_root, "data_stats.json"))
 
 
 def calibration_batches(root: Path, size: int, resize: str, count: int, seed: int = 0, batch: int = 8):
@@ -55,54 +48,28 @@ def export(
     run = RunDir(Path(run_dir))
     config, model = load_model(run.root)
     size = config.data.image_size
-    example = torch.rand(2, 1, size, size) * 255
-    export_onnx(model, example, run.file("model.onnx"))
-    info(f"wrote {run.file('model.onnx')}")
-    report: dict[str, Any] = {"opset": 17, "files": ["model.onnx"]}
-    if int8:
-        root = _data_root(run, data_root)
-        batches = calibration_batches(root, size, config.data.resize, calibration, config.train.seed)
-        quantize_int8(run.file("model.onnx"), run.file("model.int8.onnx"), batches)
-        report["files"].append("model.int8.onnx")
-        report["calibration_images"] = calibration
-        info(f"wrote {run.file('model.int8.onnx')} (static int8, calibrated on {calibration} training images)")
-    if int8 or data_root is not None:
-        report["validation"] = compare_engines(run, _data_root(run, data_root), ["torch", *report_engines(report)])
+    root = _data_root(run, data_root) if int8 or data_root is not None else None
+
+    def calibrate(count: int):
+        return calibration_batches(root, size, config.data.resize, count, config.train.seed)
+
+    part = ExportPart(run.root, model, torch.rand(2, 1, size, size) * 255, calibrate)
+    report = export_parts(run.root, [part], int8=int8, calibration=calibration)
+    if root is not None:
+        report["validation"] = validate_engines(run, root, exported_engines(report))
     run.write_json("export.json", report)
     return report
 
 
-def report_engines(report: dict[str, Any]) -> list[str]:
-    return ["onnx"] + (["int8"] if "model.int8.onnx" in report["files"] else [])
-
-
-def compare_engines(run: RunDir, root: Path, engines: list[str]) -> dict[str, Any]:
+def validate_engines(run: RunDir, root: Path, engines: list[str]) -> dict[str, Any]:
     """Predict the validation split with each engine; kappa, and the probability change against torch."""
     paths_csv, labels_csv = split_csvs(root, "valid")
-    results: dict[str, Any] = {}
-    reference: np.ndarray | None = None
     with tempfile.TemporaryDirectory() as scratch:
-        for engine in engines:
+
+        def predict(engine: str) -> tuple[float | None, np.ndarray]:
             out, probs = Path(scratch) / f"{engine}.csv", Path(scratch) / f"{engine}.probs.csv"
             predict_csv(paths_csv, out, run.root, root, probabilities_csv=probs, engine=engine, num_workers=0)
             official, _ = evaluate_files(labels_csv, out)
-            values = np.array([row.probability for row in read_probabilities(probs)])
-            entry = {"kappa": official["Overall_Mean"]}
-            if reference is None:
-                reference = values
-            else:
-                entry["max_abs_prob_diff"] = float(np.abs(values - reference).max())
-                entry["kappa_change"] = (
-                    None
-                    if entry["kappa"] is None or results["torch"]["kappa"] is None
-                    else entry["kappa"] - results["torch"]["kappa"]
-                )
-            results[engine] = entry
-            info(f"  {engine}: validation kappa {entry['kappa']}" + _diff(entry))
-    return results
+            return official["Overall_Mean"], np.array([row.probability for row in read_probabilities(probs)])
 
-
-def _diff(entry: dict[str, Any]) -> str:
-    if "max_abs_prob_diff" not in entry:
-        return ""
-    return f", max |dp| {entry['max_abs_prob_diff']:.2g} against torch"
+        return compare_engines(engines, predict, "kappa")

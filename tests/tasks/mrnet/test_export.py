@@ -1,0 +1,84 @@
+"""`radlab export` for MRNet and `mrnet predict --engine`: every unit's slice encoder in ONNX gives torch's
+fused probabilities; int8 stays close; the run records where its training data lives."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from radlab.tasks.mrnet.export import calibration_slices
+from radlab.tasks.mrnet.formats import PLANES, read_predictions, read_split_labels
+from tests.conftest import run_cli
+
+
+@pytest.fixture()
+def exported(tiny_mrnet_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_mrnet_run, run)
+    result = run_cli("export", run, "--int8", "--calibration", "12")
+    assert result.returncode == 0, result.stderr
+    return run
+
+
+def test_export_writes_each_unit_and_compares_the_engines_on_the_valid_split(exported):
+    report = json.loads((exported / "export.json").read_text())
+    units = sorted(p.name for p in (exported / "units").iterdir())
+    assert units == sorted(PLANES)  # the cpu-small preset trains one network per plane
+    assert report["files"] == [f"units/{u}/{name}" for u in units for name in ("model.onnx", "model.int8.onnx")]
+    assert report["calibration_images"] == 12
+    validation = report["validation"]
+    assert list(validation) == ["torch", "onnx", "int8"]
+    assert validation["onnx"]["max_abs_prob_diff"] < 1e-4
+    assert validation["onnx"]["Average_AUROC_change"] == pytest.approx(0.0, abs=1e-9)
+    assert validation["int8"]["max_abs_prob_diff"] < 0.1
+
+
+def test_predict_with_each_engine_gives_torchs_probabilities(exported, tiny_mrnet, tmp_path):
+    ids, _ = read_split_labels(tiny_mrnet, "valid")
+    paths = tmp_path / "paths.csv"
+    paths.write_text("".join(f"MRNet-v1.0/valid/{plane}/{i}.npy\n" for i in ids for plane in PLANES))
+    outputs = {}
+    for engine in ("torch", "onnx", "int8"):
+        out = tmp_path / f"{engine}.csv"
+        result = run_cli(
+            "mrnet", "predict", paths, out, "--model", exported, "--data-root", tiny_mrnet, "--engine", engine,
+            "--workers", "0",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        outputs[engine] = read_predictions(out)
+    assert outputs["torch"].shape == (len(ids), 3)
+    assert np.abs(outputs["onnx"] - outputs["torch"]).max() < 1e-4
+    assert np.abs(outputs["int8"] - outputs["torch"]).max() < 0.1
+
+
+def test_engine_without_export_is_one_line(tiny_mrnet_run, tiny_mrnet, tmp_path):
+    ids, _ = read_split_labels(tiny_mrnet, "valid")
+    paths = tmp_path / "paths.csv"
+    paths.write_text("".join(f"MRNet-v1.0/valid/{plane}/{ids[0]}.npy\n" for plane in PLANES))
+    out = tmp_path / "o.csv"
+    result = run_cli(
+        "mrnet", "predict", paths, out, "--model", tiny_mrnet_run, "--data-root", tiny_mrnet, "--engine", "onnx"
+    )
+    assert result.returncode == 1 and "radlab export" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("count", "batches"), [(3, [3]), (10, [8, 2])])
+def test_calibration_draws_the_asked_number_of_slices(tiny_mrnet, count, batches):
+    drawn = list(calibration_slices(tiny_mrnet, "axial", 32, count, seed=1))
+    assert [len(b) for b in drawn] == batches
+    assert all(b.dtype == np.float32 and b.shape[1:] == (1, 32, 32) and b.max() <= 255 for b in drawn)
+    assert np.array_equal(
+        np.concatenate(drawn), np.concatenate(list(calibration_slices(tiny_mrnet, "axial", 32, count, seed=1)))
+    )
+
+
+def test_export_without_recorded_data_asks_for_data_root(tiny_mrnet_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_mrnet_run, run)
+    (run / "data.json").unlink()
+    result = run_cli("export", run, "--int8")
+    assert result.returncode == 1 and "pass --data-root" in result.stderr and "Traceback" not in result.stderr
