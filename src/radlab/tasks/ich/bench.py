@@ -132,7 +132,7 @@ def bench_infer(
         folder, infos = _series_folder(scratch, images, seed)
         run = model_dir or _temporary_run(scratch / "run", config, seed)
         loaded = load_run(run)
-        _, model, snapshots = loaded
+        model, snapshots = loaded.model, loaded.snapshots
         groups = sequences(infos)
         info(f"bench infer ich: reference against radlab, {len(infos)} slices in {len(groups)} series")
         comparison = compare_interleaved(

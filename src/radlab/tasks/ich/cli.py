@@ -20,6 +20,7 @@ from radlab.core.engine.scaling import (
     train_or_folds,
 )
 from radlab.core.engine.session import is_primary_process
+from radlab.core.infer.engines import EngineOption
 
 app = typer.Typer(
     help="RSNA ICH: six hemorrhage labels per head CT slice (slice CNN + sequence BiLSTM; weighted log loss).",
@@ -84,13 +85,21 @@ def predict(
     workers: Annotated[int | None, typer.Option(help="Decoding processes.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Fail on an unreadable DICOM.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, ...")] = "auto",
+    engine: EngineOption = "torch",
 ) -> None:
     """`ID,Label` with 6 rows per readable image, probabilities clipped to [1e-5, 1 - 1e-5]."""
     from radlab.core.console import info
     from radlab.tasks.ich.predict import describe, predict_folder
 
     summary = predict_folder(
-        input_dir, output_csv, model, batch_size=batch_size, num_workers=workers, strict=strict, device=device
+        input_dir,
+        output_csv,
+        model,
+        batch_size=batch_size,
+        num_workers=workers,
+        strict=strict,
+        device=device,
+        engine=engine,
     )
     info(f"{describe(summary)} -> {output_csv}")
 

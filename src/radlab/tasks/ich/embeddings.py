@@ -16,7 +16,7 @@ from radlab.core.io.atomic import atomic_path, atomic_write_text
 from radlab.core.models import ImageClassifier
 from radlab.tasks.ich.config import IchConfig
 from radlab.tasks.ich.data import SliceDataset
-from radlab.tasks.ich.model import slice_embeddings
+from radlab.tasks.ich.model import SliceEmbedder
 
 TTA: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "none": lambda x: x,
@@ -45,10 +45,15 @@ def embed_slices(
     num_workers: int | None = None,
     device: str = "auto",
     description: str = "embedding slices",
+    embedder: torch.nn.Module | None = None,
 ) -> Embedded:
-    """Decode each slice once, run every TTA variant on it, and average embeddings and probabilities."""
+    """Decode each slice once, run every TTA variant on it, and average embeddings and probabilities.
+
+    `embedder` (pixels -> embeddings; an ONNX Runtime session) replaces the model's own trunk; the 6-logit
+    layer is always the model's."""
     target = pick_device(device)
     model = model.to(target).eval().to(memory_format=torch.channels_last)
+    embed = SliceEmbedder(model) if embedder is None else embedder
     data = config.data
     dataset = SliceDataset(
         paths, data.image_size, crop=data.crop, fix=data.pixel_representation_fix, cache_dir=data.cache_dir
@@ -71,7 +76,7 @@ def embed_slices(
             images = batch["image"].to(target).contiguous(memory_format=torch.channels_last)
             total_e, total_p = 0.0, 0.0
             for variant in variants:
-                features = slice_embeddings(model, variant(images))
+                features = embed(variant(images)).to(target)
                 total_e = total_e + features.float()
                 total_p = total_p + torch.sigmoid(model.backbone.get_classifier()(features).float())
             embeddings[index] = (total_e / len(variants)).cpu().numpy()

@@ -30,6 +30,18 @@ def slice_embeddings(model: ImageClassifier, pixels: torch.Tensor) -> torch.Tens
     return model.backbone.forward_head(features, pre_logits=True)
 
 
+class SliceEmbedder(nn.Module):
+    """The slice classifier up to its pooled features, as a module (pixels -> embeddings): what ONNX exports;
+    the 6-logit layer on top stays in PyTorch."""
+
+    def __init__(self, model: ImageClassifier) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return slice_embeddings(self.model, pixels)
+
+
 def embedding_size(model: ImageClassifier) -> int:
     return int(model.backbone.num_features)
 

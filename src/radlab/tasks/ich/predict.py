@@ -10,22 +10,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+from torch import nn
 
 from radlab.core.config import read_yaml, validate_config
 from radlab.core.console import warn
 from radlab.core.engine.ensemble import expand_members
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
+from radlab.core.infer import engine_model
 from radlab.core.io.dicom import list_dicom_folder
-from radlab.core.models import load_weights
+from radlab.core.models import ImageClassifier, load_weights
 from radlab.tasks.ich.config import IchConfig
 from radlab.tasks.ich.embeddings import embed_slices
 from radlab.tasks.ich.formats import write_submission
 from radlab.tasks.ich.inference import load_snapshots, sequence_probs
 from radlab.tasks.ich.metadata import read_metadata, sequences
-from radlab.tasks.ich.model import build_slice_model
+from radlab.tasks.ich.model import SequenceModel, SliceEmbedder, build_slice_model
 
 
 @dataclass
@@ -35,8 +38,19 @@ class PredictionSummary:
     skipped: int
 
 
-def load_run(run_dir: str | Path) -> tuple[IchConfig, object, list]:
-    """The config, slice classifier and sequence snapshots of a finished run."""
+class LoadedRun(NamedTuple):
+    """What predict runs of one training run: the slice classifier, the engine that embeds its slices (the
+    classifier's own trunk, or an ONNX Runtime session) and the sequence-model snapshots."""
+
+    config: IchConfig
+    model: ImageClassifier
+    snapshots: list[SequenceModel]
+    embedder: nn.Module
+
+
+def load_run(run_dir: str | Path, engine: str = "torch") -> LoadedRun:
+    """The config, slice classifier, slice embedder and sequence snapshots of a finished run; with `engine`
+    onnx or int8 the slices are embedded by RUN/slice/model.onnx or model.int8.onnx (`radlab export`)."""
     run = RunDir(Path(run_dir))
     for path in (run.config, run.root / "slice" / "model.safetensors"):
         if not path.is_file():
@@ -47,7 +61,9 @@ def load_run(run_dir: str | Path) -> tuple[IchConfig, object, list]:
     snapshots = load_snapshots(run.root / "sequence", int(model.backbone.num_features))
     if not snapshots:
         raise RadlabDataError(run.root / "sequence", "no sequence-model snapshots (train the sequence stage)")
-    return config, model.eval(), snapshots
+    model = model.eval()
+    embedder = engine_model(SliceEmbedder(model), run.root / "slice", engine)
+    return LoadedRun(config, model, snapshots, embedder)
 
 
 def predict_folder(
@@ -59,10 +75,12 @@ def predict_folder(
     num_workers: int | None = None,
     strict: bool = False,
     device: str = "auto",
-    loaded: Sequence[tuple[IchConfig, object, list]] | None = None,
+    engine: str = "torch",
+    loaded: Sequence[LoadedRun] | None = None,
 ) -> PredictionSummary:
     """Write `ID,Label` rows for every readable slice in `input_dir`, averaged over the runs (a `--folds`
-    ensemble counts as its folds). `loaded` (load_run of each run) skips loading, for repeated calls."""
+    ensemble counts as its folds). `engine` is "torch", or "onnx" / "int8" for the files `radlab export`
+    wrote (ONNX Runtime, CPU). `loaded` (load_run of each run) skips loading, for repeated calls."""
     run_dirs = expand_members(run_dirs)
     paths = list_dicom_folder(input_dir)
     infos, skipped = read_metadata(paths)
@@ -70,8 +88,8 @@ def predict_folder(
         raise RadlabDataError(skipped[0][0], f"{skipped[0][1]} (--strict)")
     total = np.zeros((len(infos), 6))
     readable = np.ones(len(infos), dtype=bool)
-    for member in loaded if loaded is not None else (load_run(run_dir) for run_dir in run_dirs):
-        config, model, snapshots = member
+    for member in loaded if loaded is not None else (load_run(run_dir, engine) for run_dir in run_dirs):
+        config, model, snapshots, embedder = member
         embedded = embed_slices(
             model,
             [info.path for info in infos],
@@ -80,6 +98,7 @@ def predict_folder(
             num_workers=config.predict.num_workers if num_workers is None else num_workers,
             device=device,
             description=f"embedding {len(infos)} slices",
+            embedder=embedder,
         )
         for k, error in embedded.errors.items():
             if strict:

@@ -86,7 +86,9 @@ def train(
     else:
         run, config = _existing_run(out, config_name, overrides)
     table = read_training_table(root)
-    train_rows, valid_rows = _fold(table, config)
+    train_rows, valid_rows = fold_rows(table, config)
+    if is_primary_process():
+        run.record_data_root(root)
     slice_run, sequence_run, cache = RunDir(run.root / "slice"), RunDir(run.root / "sequence"), run.root / "embeddings"
 
     if stage in ("all", "slice"):
@@ -124,7 +126,7 @@ def _existing_run(
     return run, config
 
 
-def _fold(table: TrainingTable, config: IchConfig) -> tuple[list[int], list[int]]:
+def fold_rows(table: TrainingTable, config: IchConfig) -> tuple[list[int], list[int]]:
     """Fold `train.fold` of `train.folds`: grouped by patient, stratified on "any"."""
     if config.train.fold >= config.train.folds:
         raise RadlabConfigError(f"train.fold must be below train.folds ({config.train.folds})")

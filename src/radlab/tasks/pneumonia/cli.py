@@ -20,6 +20,7 @@ from radlab.core.engine.scaling import (
     train_or_folds,
 )
 from radlab.core.engine.session import is_primary_process
+from radlab.core.infer.engines import EngineOption
 
 app = typer.Typer(
     help="RSNA Pneumonia: lung-opacity boxes on chest X-ray DICOMs (RetinaNet; mAP over IoU 0.40-0.75).",
@@ -78,6 +79,7 @@ def predict(
     workers: Annotated[int | None, typer.Option(help="Decoding processes.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Fail on an unreadable DICOM.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, ...")] = "auto",
+    engine: EngineOption = "torch",
 ) -> None:
     """`patientId,PredictionString` with `conf x y w h` groups in original pixels, one row per DICOM."""
     from radlab.core.console import info
@@ -93,6 +95,7 @@ def predict(
         num_workers=workers,
         strict=strict,
         device=device,
+        engine=engine,
     )
     info(f"{describe(summary)} -> {output_csv}")
 

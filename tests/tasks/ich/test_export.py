@@ -1,0 +1,79 @@
+"""`radlab export` for RSNA ICH and `ich predict --engine`: the slice embedder in ONNX gives torch's
+probabilities through the sequence model; int8 stays close; held-out series are chosen whole."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from radlab.core.config import read_yaml, validate_config
+from radlab.tasks.ich.config import IchConfig
+from radlab.tasks.ich.export import validation_series
+from radlab.tasks.ich.formats import TEST_IMAGES, read_submission
+from radlab.tasks.ich.train import fold_rows, read_training_table
+from tests.conftest import run_cli
+
+
+@pytest.fixture()
+def exported(tiny_ich_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_ich_run, run)
+    result = run_cli("export", run, "--int8", "--calibration", "12")
+    assert result.returncode == 0, result.stderr
+    return run
+
+
+def test_export_writes_the_slice_embedder_and_compares_engines_on_held_out_series(exported, tiny_ich):
+    report = json.loads((exported / "export.json").read_text())
+    assert report["files"] == ["slice/model.onnx", "slice/model.int8.onnx"]
+    assert report["calibration_images"] == 12
+    config = validate_config(IchConfig, read_yaml(exported / "config.yaml", "run config"))
+    table = read_training_table(tiny_ich)
+    assert report["validation_slices"] == len(validation_series(table, fold_rows(table, config)[1]))
+    validation = report["validation"]
+    assert list(validation) == ["torch", "onnx", "int8"]
+    assert validation["onnx"]["max_abs_prob_diff"] < 1e-4
+    assert abs(validation["onnx"]["weighted_log_loss_change"]) < 1e-4
+    assert validation["int8"]["max_abs_prob_diff"] < 0.1
+
+
+def test_predict_with_each_engine_gives_torchs_probabilities(exported, tiny_ich, tmp_path):
+    outputs = {}
+    for engine in ("torch", "onnx", "int8"):
+        out = tmp_path / f"{engine}.csv"
+        result = run_cli(
+            "ich", "predict", tiny_ich / TEST_IMAGES, out, "--model", exported, "--engine", engine, "--workers", "0"
+        )
+        assert result.returncode == 0, result.stderr
+        outputs[engine] = read_submission(out)
+    images, torch_probs = outputs["torch"]
+    for engine in ("onnx", "int8"):
+        assert outputs[engine][0] == images
+    assert np.abs(outputs["onnx"][1] - torch_probs).max() < 1e-4
+    assert np.abs(outputs["int8"][1] - torch_probs).max() < 0.1
+
+
+def test_engine_without_export_is_one_line(tiny_ich_run, tiny_ich, tmp_path):
+    out = tmp_path / "o.csv"
+    result = run_cli("ich", "predict", tiny_ich / TEST_IMAGES, out, "--model", tiny_ich_run, "--engine", "int8")
+    assert result.returncode == 1 and "radlab export" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("limit", [1, 10, 40, 10_000])
+def test_validation_takes_whole_series_up_to_the_limit(tiny_ich, limit):
+    table = read_training_table(tiny_ich)
+    rows = list(range(len(table.infos)))
+    groups = table.series(rows, np.ones(len(rows), dtype=bool))
+    chosen = validation_series(table, rows, limit)
+    taken = 0  # chosen is whole series, a prefix of the held-out series in their stable order
+    while taken < len(groups) and chosen[: sum(map(len, groups[: taken + 1]))] == [
+        i for g in groups[: taken + 1] for i in g
+    ]:
+        taken += 1
+    assert len(chosen) == sum(map(len, groups[:taken])) and taken >= 1
+    assert len(chosen) <= limit or taken == 1  # one series even when it alone passes the limit
+    assert taken == len(groups) or len(chosen) + len(groups[taken]) > limit  # it stopped only when full
