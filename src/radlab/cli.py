@@ -154,6 +154,11 @@ def bench_infer(
     workers: Annotated[int | None, typer.Option(help="Loader processes on radlab's side.")] = None,
 ) -> None:
     """Prediction: the reference loop against what `radlab TASK predict` runs, on the same synthetic inputs."""
+    from radlab.core.infer import ENGINES
+
+    unknown = sorted(set(engine or ()) - set(ENGINES))
+    if unknown:
+        raise RadlabError(f"unknown engine {unknown[0]!r}; choose from {', '.join(ENGINES)}")
     options = {"images": images, "engines": tuple(engine) if engine else None}
     result = _bench_function(task, "infer")(
         repeats=repeats,

@@ -11,7 +11,7 @@ def test_reference_and_radlab_preprocessing_agree():
     assert report["reference_items_per_s"] > 0 and report["radlab_items_per_s"] > 0 and report["threads"] == 1
 
 
-def test_bench_infer_reference_and_predict_agree_on_whole_series():
+def test_bench_infer_reference_and_every_engine_agree_on_whole_series():
     import json
 
     from tests.conftest import run_cli
@@ -25,4 +25,7 @@ def test_bench_infer_reference_and_predict_agree_on_whole_series():
     report = json.loads(result.stdout)
     assert set(report) >= SPEC_KEYS and report["task"] == "ich" and report["slices"] >= 6
     assert report["max_abs_prob_diff"] < 1e-4 and report["label_agreement"] == 1.0
+    engines = report["engines"]
+    assert list(engines) == ["torch", "onnx", "int8"] and engines["onnx"]["max_abs_prob_diff"] < 1e-4
+    assert engines["int8"]["max_abs_prob_diff"] < 0.1 and all(e["speedup"] > 0 for e in engines.values())
     assert report["tta"] == ["none", "hflip", "transpose"] and report["roofline"]["gflop_per_slice"] > 0

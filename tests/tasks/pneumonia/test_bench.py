@@ -8,10 +8,10 @@ from tests.conftest import run_cli
 from tests.tasks.mura.test_bench import SPEC_KEYS
 
 
-def test_bench_infer_reference_and_predict_keep_the_same_boxes():
+def test_bench_infer_reference_and_every_engine_keep_the_same_boxes():
     result = run_cli(
         "bench", "infer", "--task", "pneumonia", "--json", "--images", "3", "--repeats", "1", "--config", "cpu-small",
-        "--set", "data.image_size=128", "--workers", "0",
+        "--set", "data.image_size=128", "--workers", "0", "--engine", "torch", "--engine", "onnx", "--engine", "int8",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -19,3 +19,7 @@ def test_bench_infer_reference_and_predict_keep_the_same_boxes():
     assert report["boxes_kept"] > 0  # something to compare
     assert report["label_agreement"] == 1.0 and report["max_abs_prob_diff"] <= 1e-4
     assert report["max_abs_box_diff_px"] <= 0.1 and report["roofline"]["gflop_per_image"] > 0
+    engines = report["engines"]
+    assert list(engines) == ["torch", "onnx", "int8"] and engines["onnx"]["boxes_kept"] == report["boxes_kept"]
+    assert engines["onnx"]["label_agreement"] == 1.0 and engines["onnx"]["max_abs_prob_diff"] <= 2e-4
+    assert engines["int8"]["speedup"] > 0 and 0 <= engines["int8"]["label_agreement"] <= 1

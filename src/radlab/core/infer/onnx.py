@@ -59,7 +59,11 @@ def _add_metadata(path: Path, metadata: dict[str, str]) -> None:
     import onnx
 
     graph = onnx.load(str(path))
-    for key, value in metadata.items():
+    present = {entry.key for entry in graph.metadata_props}
+    missing = {key: value for key, value in metadata.items() if key not in present}
+    if not missing:
+        return
+    for key, value in missing.items():
         entry = graph.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(graph, str(path))
@@ -143,7 +147,7 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, calibration: Ite
 
 
 def _copy_metadata(source: Path, target: Path) -> None:
-    """The quantiser drops the graph's metadata; the int8 file needs the same as its fp32 source."""
+    """The int8 file must carry its fp32 source's metadata (added where the quantiser did not keep it)."""
     import onnx
 
     metadata = {entry.key: entry.value for entry in onnx.load(str(source), load_external_data=False).metadata_props}

@@ -9,7 +9,6 @@ this one process with OpenCV on one thread, so the ratio is per core.
 
 from __future__ import annotations
 
-import platform
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ import numpy as np
 import pydicom
 import torch
 
-from radlab.core.bench import compare_interleaved, matmul_peak_gflops, model_flops, peak_rss_mb, roofline
+from radlab.core.bench import compare_interleaved, comparison_fields, infer_report, machine, model_flops, scratch_copy
 from radlab.core.config import config_to_yaml
 from radlab.core.console import info
 from radlab.core.errors import RadlabError
@@ -30,6 +29,7 @@ from radlab.core.models import save_weights
 from radlab.tasks.ich.config import IchConfig, load_ich_config
 from radlab.tasks.ich.data import load_windows
 from radlab.tasks.ich.embeddings import TTA
+from radlab.tasks.ich.export import export
 from radlab.tasks.ich.formats import TEST_IMAGES, TRAIN_IMAGES, read_submission
 from radlab.tasks.ich.inference import sequence_probs
 from radlab.tasks.ich.metadata import SliceInfo, read_metadata, sequences
@@ -95,15 +95,14 @@ def bench_prep(images: int = 60, repeats: int = 3, size: int = 480, seed: int = 
     return {
         "task": "ich",
         "what": f"{len(chosen)} CT slices (512 px, int16) to the 3-window stack at {size} px, one core",
-        "reference_items_per_s": comparison.reference_items_per_s,
-        "radlab_items_per_s": comparison.radlab_items_per_s,
-        "speedup": comparison.speedup,
-        "max_abs_grey_level_diff": int(difference.max()),
-        "max_abs_prob_diff": float(difference.max()) / 255.0,
-        "label_agreement": float(np.mean(difference <= 1)),
-        "peak_rss_mb": peak_rss_mb(),
+        **comparison_fields(
+            comparison,
+            max_abs_grey_level_diff=int(difference.max()),
+            max_abs_prob_diff=float(difference.max()) / 255.0,
+            label_agreement=float(np.mean(difference <= 1)),
+        ),
+        **machine(),
         "threads": 1,
-        "device": f"cpu ({platform.processor() or platform.machine()})",
         "torch_threads": torch.get_num_threads(),
     }
 
@@ -114,62 +113,58 @@ def bench_infer(
     config_name: str | None = "paper",
     overrides: list[str] | tuple[str, ...] = (),
     model_dir: Path | None = None,
-    engines: tuple[str, ...] = ("torch",),
+    engines: tuple[str, ...] = ("torch", "onnx", "int8"),
     workers: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Slices per second and agreement of `radlab ich predict` against the seeds' way, on whole series
-    holding at least `images` slices. Reference: one series at a time, each slice decoded by pydicom into a
-    float HU image and windowed window by window, eager fp32 in contiguous memory under `torch.no_grad`,
-    every TTA variant, then the sequence model. radlab: predict_folder itself."""
-    if set(engines) - {"torch"}:
-        raise RadlabError("RSNA ICH has no ONNX export yet; bench it with --engine torch")
-    config = load_run(model_dir)[0] if model_dir else load_ich_config(config_name, list(overrides))
+    """Slices per second and agreement of each radlab engine's `ich predict` against the seeds' way, on whole
+    series holding at least `images` slices. Reference: one series at a time, each slice decoded by pydicom
+    into a float HU image and windowed window by window, eager fp32 in contiguous memory under
+    `torch.no_grad`, every TTA variant, then the sequence model. radlab: predict_folder itself; the ONNX
+    engines are exported into a scratch copy of the run, int8 calibrated on synthetic training slices."""
+    config = load_run(model_dir).config if model_dir else load_ich_config(config_name, list(overrides))
     size = config.data.image_size
     workers = config.predict.num_workers if workers is None else workers
     with tempfile.TemporaryDirectory(prefix="radlab-bench-") as scratch_name:
         scratch = Path(scratch_name)
         folder, infos = _series_folder(scratch, images, seed)
-        run = model_dir or _temporary_run(scratch / "run", config, seed)
-        loaded = load_run(run)
-        model, snapshots = loaded.model, loaded.snapshots
+        run = scratch_copy(model_dir, scratch) if model_dir else _temporary_run(scratch / "run", config, seed)
+        if {"onnx", "int8"} & set(engines):
+            export(run, int8="int8" in engines, calibration=32, data_root=scratch / "data", validate=False)
+        _, model, snapshots, _ = load_run(run)
         groups = sequences(infos)
-        info(f"bench infer ich: reference against radlab, {len(infos)} slices in {len(groups)} series")
-        comparison = compare_interleaved(
-            lambda: _reference(model, snapshots, infos, groups, size, config.embeddings.tta),
-            lambda: _radlab(folder, scratch / "radlab.csv", run, loaded, [i.image for i in infos], workers),
-            items=len(infos),
-            repeats=repeats,
-        )
+        order = [i.image for i in infos]
+        results: dict[str, Any] = {}
+        for engine in engines:
+            info(f"bench infer ich: reference against radlab {engine}, {len(infos)} slices in {len(groups)} series")
+            loaded = load_run(run, engine)
+            comparison = compare_interleaved(
+                lambda: _reference(model, snapshots, infos, groups, size, config.embeddings.tta),
+                lambda loaded=loaded: _radlab(folder, scratch / "radlab.csv", run, loaded, order, workers),
+                items=len(infos),
+                repeats=repeats,
+            )
+            ref, rad = comparison.reference_output, comparison.radlab_output
+            results[engine] = comparison_fields(
+                comparison,
+                max_abs_prob_diff=float(np.abs(ref - rad).max()),
+                label_agreement=float(np.mean((ref > 0.5) == (rad > 0.5))),
+            )
         flops = model_flops(model, torch.zeros(1, 3, size, size, dtype=torch.uint8)) * len(config.embeddings.tta)
-    ref, rad = comparison.reference_output, comparison.radlab_output
-    line = roofline(flops, comparison.radlab_items_per_s, matmul_peak_gflops())
-    return {
-        "task": "ich",
-        "engine": "torch",
-        "reference_items_per_s": comparison.reference_items_per_s,
-        "radlab_items_per_s": comparison.radlab_items_per_s,
-        "speedup": comparison.speedup,
-        "max_abs_prob_diff": float(np.abs(ref - rad).max()),
-        "label_agreement": float(np.mean((ref > 0.5) == (rad > 0.5))),
-        "items": "slices (6 probabilities each)",
-        "slices": len(infos),
-        "series": len(groups),
-        "tta": list(config.embeddings.tta),
-        "repeats": repeats,
-        "backbone": config.model.backbone,
-        "image_size": size,
-        "loader_workers": workers,
-        "peak_rss_mb": peak_rss_mb(),
-        "threads": torch.get_num_threads(),
-        "device": f"cpu ({platform.processor() or platform.machine()})",
-        "roofline": {
-            "gflop_per_slice": line.gflop_per_item,
-            "matmul_peak_gflops": line.matmul_peak_gflops,
-            "ceiling_slices_per_s": line.ceiling_items_per_s,
-            "fraction_of_peak": line.fraction_of_peak,
-        },
-    }
+    return infer_report(
+        "ich",
+        results,
+        "slice",
+        flops,
+        items="slices (6 probabilities each)",
+        slices=len(infos),
+        series=len(groups),
+        tta=list(config.embeddings.tta),
+        repeats=repeats,
+        backbone=config.model.backbone,
+        image_size=size,
+        loader_workers=workers,
+    )
 
 
 def _series_folder(scratch: Path, images: int, seed: int) -> tuple[Path, list[SliceInfo]]:

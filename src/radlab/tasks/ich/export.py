@@ -50,23 +50,30 @@ def calibration_batches(
 
 
 def export(
-    run_dir: str | Path, *, int8: bool = False, calibration: int = 64, data_root: str | Path | None = None
+    run_dir: str | Path,
+    *,
+    int8: bool = False,
+    calibration: int = 64,
+    data_root: str | Path | None = None,
+    validate: bool = True,
 ) -> dict[str, Any]:
-    """Write the slice embedder's ONNX file(s) and return what RUN/export.json records."""
+    """Write the slice embedder's ONNX file(s) and return what RUN/export.json records; `validate` compares the engines
+    on held-out data when the training data is known (--int8 or --data-root)."""
     run = RunDir(Path(run_dir))
     config, model, _, _ = load_run(run.root)
     size = config.data.image_size
     table = None
     if int8 or data_root is not None:
         table = read_training_table(resolve_data_root(run.data_root(data_root)))
-        train_rows, valid_rows = fold_rows(table, config)
+        everything = (list(range(len(table.infos))), [])  # without validation, calibrate on any labelled slice
+        train_rows, valid_rows = fold_rows(table, config) if validate else everything
 
     def calibrate(count: int) -> Iterator[np.ndarray]:
         return calibration_batches(table, train_rows, config, count)
 
     part = ExportPart(run.root / "slice", SliceEmbedder(model), torch.rand(2, 3, size, size) * 255, calibrate)
     report = export_parts(run.root, [part], int8=int8, calibration=calibration)
-    if table is not None:
+    if table is not None and validate:
         chosen = validation_series(table, valid_rows)
         report["validation_slices"] = len(chosen)
         report["validation"] = validate_engines(run, table, chosen, exported_engines(report))

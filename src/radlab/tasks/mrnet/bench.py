@@ -9,7 +9,6 @@ fusion, so the fused probabilities must agree.
 
 from __future__ import annotations
 
-import platform
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from radlab.core.bench import compare_interleaved, matmul_peak_gflops, model_flops, peak_rss_mb, roofline
+from radlab.core.bench import compare_interleaved, comparison_fields, infer_report, model_flops, scratch_copy
 from radlab.core.config import config_to_yaml
 from radlab.core.console import info
 from radlab.core.engine.run_dir import RunDir
@@ -26,6 +25,7 @@ from radlab.core.io.volumes import read_volume
 from radlab.core.models import save_weights
 from radlab.core.transforms import VolumeTransform
 from radlab.tasks.mrnet.config import MRNetConfig, load_mrnet_config
+from radlab.tasks.mrnet.export import export
 from radlab.tasks.mrnet.formats import PLANES, TASKS, read_split_labels, volume_path
 from radlab.tasks.mrnet.fusion import apply_fusion, fit_fusion
 from radlab.tasks.mrnet.model import build_unit_model, load_units, unit_run, units_for
@@ -43,10 +43,8 @@ def _inputs(folder: Path, exams: int, seed: int) -> tuple[Path, Path, dict[str, 
     return folder, csv, paths
 
 
-def _temporary_run(folder: Path, config: MRNetConfig, model_dir: Path | None, seed: int) -> Path:
-    """A run for predict: `model_dir` itself, or seeded fresh networks with a fusion fitted on random logits."""
-    if model_dir is not None:
-        return model_dir
+def _temporary_run(folder: Path, config: MRNetConfig, seed: int) -> Path:
+    """A run for predict: seeded fresh networks with a fusion fitted on random logits."""
     run = RunDir(folder / "run")
     run.root.mkdir(parents=True)
     atomic_write_text(run.config, config_to_yaml(config))
@@ -92,64 +90,59 @@ def bench_infer(
     config_name: str | None = "paper",
     overrides: list[str] | tuple[str, ...] = (),
     model_dir: Path | None = None,
-    engines: tuple[str, ...] = ("torch",),
+    engines: tuple[str, ...] = ("torch", "onnx", "int8"),
     workers: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Exams per second and agreement of radlab's predict against the reference (`images` = exams)."""
-    if set(engines) - {"torch"}:
-        from radlab.core.errors import RadlabError
-
-        raise RadlabError("MRNet has no ONNX export yet; bench it with --engine torch")
+    """Exams per second and agreement of each radlab engine's predict against the reference (`images` =
+    exams). The ONNX engines are exported into a scratch copy of the run, int8 calibrated on synthetic
+    training slices."""
     config = load_units(model_dir)[0] if model_dir else load_mrnet_config(config_name, list(overrides))
     size = config.data.image_size
     workers = config.predict.num_workers if workers is None else workers
+    columns = [TASKS.index(task) for task in config.train.tasks]
     with tempfile.TemporaryDirectory(prefix="radlab-bench-") as scratch_name:
         scratch = Path(scratch_name)
-        _, csv, paths = _inputs(scratch / "data", images, seed)
-        run = _temporary_run(scratch, config, model_dir, seed)
-        loaded = load_units(run)
+        root, csv, paths = _inputs(scratch / "data", images, seed)
+        run = scratch_copy(model_dir, scratch) if model_dir else _temporary_run(scratch, config, seed)
+        if {"onnx", "int8"} & set(engines):
+            export(run, int8="int8" in engines, calibration=32, data_root=root, validate=False)
+        _, models = load_units(run)
         fusion = RunDir(run).read_json("fusion.json")
-        info(f"bench infer mrnet: reference against radlab, {images} exams x 3 planes, {len(loaded[1])} networks")
-        comparison = compare_interleaved(
-            lambda: _reference(loaded[1], fusion, paths, size),
-            lambda: _radlab(run, csv, scratch, loaded, workers),
-            items=images,
-            repeats=repeats,
-        )
-        ref, rad = comparison.reference_output, comparison.radlab_output
-        columns = [TASKS.index(task) for task in config.train.tasks]
+        results: dict[str, Any] = {}
+        for engine in engines:
+            info(f"bench infer mrnet: reference against radlab {engine}, {images} exams, {len(models)} networks")
+            loaded = load_units(run, engine)
+            comparison = compare_interleaved(
+                lambda: _reference(models, fusion, paths, size),
+                lambda loaded=loaded: _radlab(run, csv, scratch, loaded, workers),
+                items=images,
+                repeats=repeats,
+            )
+            ref, rad = comparison.reference_output[:, columns], comparison.radlab_output[:, columns]
+            results[engine] = comparison_fields(
+                comparison,
+                max_abs_prob_diff=float(np.abs(ref - rad).max()),
+                label_agreement=float(np.mean((ref > 0.5) == (rad > 0.5))),
+            )
         transform = VolumeTransform(size)
         flops = sum(  # the first exam's series through every network: FLOPs per exam
             model_flops(_OneExam(model), transform(read_volume(paths[unit.plane][0])).float())
-            for unit, model in loaded[1].items()
+            for unit, model in models.items()
         )
-    line = roofline(flops, comparison.radlab_items_per_s, matmul_peak_gflops())
-    return {
-        "task": "mrnet",
-        "engine": "torch",
-        "reference_items_per_s": comparison.reference_items_per_s,
-        "radlab_items_per_s": comparison.radlab_items_per_s,
-        "speedup": comparison.speedup,
-        "max_abs_prob_diff": float(np.abs(ref[:, columns] - rad[:, columns]).max()),
-        "label_agreement": float(np.mean((ref[:, columns] > 0.5) == (rad[:, columns] > 0.5))),
-        "items": "exams (3 series each)",
-        "exams": images,
-        "networks": len(loaded[1]),
-        "repeats": repeats,
-        "backbone": config.model.backbone,
-        "image_size": size,
-        "loader_workers": workers,
-        "peak_rss_mb": peak_rss_mb(),
-        "threads": torch.get_num_threads(),
-        "device": f"cpu ({platform.processor() or platform.machine()})",
-        "roofline": {
-            "gflop_per_exam": line.gflop_per_item,
-            "matmul_peak_gflops": line.matmul_peak_gflops,
-            "ceiling_exams_per_s": line.ceiling_items_per_s,
-            "fraction_of_peak": line.fraction_of_peak,
-        },
-    }
+    return infer_report(
+        "mrnet",
+        results,
+        "exam",
+        flops,
+        items="exams (3 series each)",
+        exams=images,
+        networks=len(models),
+        repeats=repeats,
+        backbone=config.model.backbone,
+        image_size=size,
+        loader_workers=workers,
+    )
 
 
 class _OneExam(torch.nn.Module):

@@ -52,9 +52,15 @@ def calibration_slices(
 
 
 def export(
-    run_dir: str | Path, *, int8: bool = False, calibration: int = 64, data_root: str | Path | None = None
+    run_dir: str | Path,
+    *,
+    int8: bool = False,
+    calibration: int = 64,
+    data_root: str | Path | None = None,
+    validate: bool = True,
 ) -> dict[str, Any]:
-    """Write each unit's ONNX file(s) and return what RUN/export.json records."""
+    """Write each unit's ONNX file(s) and return what RUN/export.json records; `validate` compares the engines
+    on held-out data when the training data is known (--int8 or --data-root)."""
     run = RunDir(Path(run_dir))
     config, models = load_units(run.root)
     size = config.data.image_size
@@ -69,7 +75,7 @@ def export(
         for unit, model in models.items()
     ]
     report = export_parts(run.root, parts, int8=int8, calibration=calibration)
-    if root is not None:
+    if root is not None and validate:
         report["validation"] = validate_engines(run, root, exported_engines(report))
     run.write_json("export.json", report)
     return report

@@ -8,7 +8,6 @@ engines). Both use the same weights and the same resize, so their probabilities 
 
 from __future__ import annotations
 
-import platform
 import shutil
 import tempfile
 import time
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from radlab.core.bench import compare_interleaved, matmul_peak_gflops, model_flops, peak_rss_mb, roofline
+from radlab.core.bench import compare_interleaved, comparison_fields, infer_report, machine, model_flops
 from radlab.core.config import config_to_yaml
 from radlab.core.console import info
 from radlab.core.engine.run_dir import RunDir
@@ -29,6 +28,7 @@ from radlab.core.models import save_weights
 from radlab.core.transforms import build_image_transform
 from radlab.tasks.mura.config import MuraConfig, load_mura_config
 from radlab.tasks.mura.data import group_studies
+from radlab.tasks.mura.export import export
 from radlab.tasks.mura.formats import ImagePath, read_image_paths, read_probabilities, split_csvs
 from radlab.tasks.mura.model import build_model, load_model
 from radlab.tasks.mura.predict import load_engine, predict_csv
@@ -98,9 +98,8 @@ def bench_infer(
     workers: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Images per second, agreement and memory of each radlab engine against the reference."""
-    from radlab.tasks.mura.export import calibration_batches
-
+    """Images per second, agreement and memory of each radlab engine against the reference; the ONNX engines
+    are exported into the scratch run, int8 calibrated on synthetic training images."""
     config = load_model(model_dir)[0] if model_dir else load_mura_config(config_name, list(overrides))
     size, resize = config.data.image_size, config.data.resize
     workers = config.predict.num_workers if workers is None else workers
@@ -111,12 +110,7 @@ def bench_infer(
         run = _temporary_run(scratch, config, model_dir)
         _, model = load_model(run)
         if {"onnx", "int8"} & set(engines):
-            from radlab.core.infer.onnx import export_onnx, quantize_int8
-
-            export_onnx(model, torch.rand(2, 1, size, size) * 255, run / "model.onnx")
-            if "int8" in engines:
-                batches = calibration_batches(root, size, resize, 32, seed)
-                quantize_int8(run / "model.onnx", run / "model.int8.onnx", batches)
+            export(run, int8="int8" in engines, calibration=32, data_root=root, validate=False)
         results: dict[str, Any] = {}
         for engine in engines:
             info(f"bench infer mura: reference against radlab {engine}, {len(paths)} images, {repeats} repeats")
@@ -129,38 +123,24 @@ def bench_infer(
             )
             ref, rad = comparison.reference_output, comparison.radlab_output
             threshold = config.predict.threshold
-            results[engine] = {
-                "reference_items_per_s": comparison.reference_items_per_s,
-                "radlab_items_per_s": comparison.radlab_items_per_s,
-                "speedup": comparison.speedup,
-                "max_abs_prob_diff": float(np.abs(ref - rad).max()),
-                "label_agreement": float(np.mean((ref > threshold) == (rad > threshold))),
-            }
+            results[engine] = comparison_fields(
+                comparison,
+                max_abs_prob_diff=float(np.abs(ref - rad).max()),
+                label_agreement=float(np.mean((ref > threshold) == (rad > threshold))),
+            )
         flops = model_flops(model, torch.rand(1, 1, size, size) * 255)
-    peak = matmul_peak_gflops()
-    main = results[engines[0]]
-    line = roofline(flops, main["radlab_items_per_s"], peak)
-    return {
-        "task": "mura",
-        "engine": engines[0],
-        **main,
-        "engines": results,
-        "images": len(paths),
-        "studies": len(group_studies(read_image_paths_list(paths)).studies),
-        "repeats": repeats,
-        "backbone": config.model.backbone,
-        "image_size": size,
-        "loader_workers": workers,
-        "peak_rss_mb": peak_rss_mb(),
-        "threads": torch.get_num_threads(),
-        "device": f"cpu ({platform.processor() or platform.machine()})",
-        "roofline": {
-            "gflop_per_image": line.gflop_per_item,
-            "matmul_peak_gflops": line.matmul_peak_gflops,
-            "ceiling_images_per_s": line.ceiling_items_per_s,
-            "fraction_of_peak": {e: r["radlab_items_per_s"] * line.gflop_per_item / peak for e, r in results.items()},
-        },
-    }
+    return infer_report(
+        "mura",
+        results,
+        "image",
+        flops,
+        images=len(paths),
+        studies=len(group_studies(read_image_paths_list(paths)).studies),
+        repeats=repeats,
+        backbone=config.model.backbone,
+        image_size=size,
+        loader_workers=workers,
+    )
 
 
 def bench_prep(images: int = 200, repeats: int = 3, size: int = 320, seed: int = 0) -> dict[str, Any]:
@@ -202,21 +182,13 @@ def bench_prep(images: int = 200, repeats: int = 3, size: int = 320, seed: int =
     return {
         "task": "mura",
         "what": f"a training epoch of {len(files)} radiographs: decode, resize to {size} px, flip, rotate",
-        "reference_items_per_s": training.reference_items_per_s,
-        "radlab_items_per_s": training.radlab_items_per_s,
-        "speedup": training.speedup,
-        "plain_epoch": {
-            "reference_items_per_s": evaluation.reference_items_per_s,
-            "radlab_items_per_s": evaluation.radlab_items_per_s,
-            "speedup": evaluation.speedup,
-        },
+        **comparison_fields(training),
+        "plain_epoch": comparison_fields(evaluation),
         "cache_build_items_per_s": len(files) / build_seconds,
         "max_abs_prob_diff": 0.0 if same else None,
         "label_agreement": 1.0 if same else None,
         "identical_pixels": same,
-        "peak_rss_mb": peak_rss_mb(),
-        "threads": torch.get_num_threads(),
-        "device": f"cpu ({platform.processor() or platform.machine()})",
+        **machine(),
     }
 
 

@@ -42,9 +42,15 @@ def calibration_batches(root: Path, size: int, resize: str, count: int, seed: in
 
 
 def export(
-    run_dir: str | Path, *, int8: bool = False, calibration: int = 64, data_root: str | Path | None = None
+    run_dir: str | Path,
+    *,
+    int8: bool = False,
+    calibration: int = 64,
+    data_root: str | Path | None = None,
+    validate: bool = True,
 ) -> dict[str, Any]:
-    """Write the ONNX file(s) and return what RUN/export.json records."""
+    """Write the ONNX file(s) and return what RUN/export.json records; `validate` compares the engines
+    on held-out data when the training data is known (--int8 or --data-root)."""
     run = RunDir(Path(run_dir))
     config, model = load_model(run.root)
     size = config.data.image_size
@@ -55,7 +61,7 @@ def export(
 
     part = ExportPart(run.root, model, torch.rand(2, 1, size, size) * 255, calibrate)
     report = export_parts(run.root, [part], int8=int8, calibration=calibration)
-    if root is not None:
+    if root is not None and validate:
         report["validation"] = validate_engines(run, root, exported_engines(report))
     run.write_json("export.json", report)
     return report

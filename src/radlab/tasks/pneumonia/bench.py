@@ -8,7 +8,6 @@ selection. radlab: exactly what `radlab pneumonia predict` runs (batches, a pref
 
 from __future__ import annotations
 
-import platform
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,17 +17,17 @@ import numpy as np
 import pydicom
 import torch
 
-from radlab.core.bench import compare_interleaved, matmul_peak_gflops, model_flops, peak_rss_mb, roofline
+from radlab.core.bench import compare_interleaved, comparison_fields, infer_report, model_flops, scratch_copy
 from radlab.core.config import config_to_yaml
 from radlab.core.console import info
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.errors import RadlabError
 from radlab.core.io.atomic import atomic_write_text
 from radlab.core.models import save_weights
 from radlab.tasks.pneumonia.config import PneumoniaConfig, load_pneumonia_config
 from radlab.tasks.pneumonia.data import DetectionTransform
+from radlab.tasks.pneumonia.export import export
 from radlab.tasks.pneumonia.formats import TRAIN_IMAGES, read_submission
-from radlab.tasks.pneumonia.model import PneumoniaDetector, load_detector, opacity_weight
+from radlab.tasks.pneumonia.model import DenseDetector, PneumoniaDetector, load_detector, opacity_weight
 from radlab.tasks.pneumonia.postprocess import select, to_original
 from radlab.tasks.pneumonia.predict import predict_folder
 from radlab.tasks.pneumonia.synth import synthesize_pneumonia
@@ -42,55 +41,50 @@ def bench_infer(
     config_name: str | None = "paper",
     overrides: list[str] | tuple[str, ...] = (),
     model_dir: Path | None = None,
-    engines: tuple[str, ...] = ("torch",),
+    engines: tuple[str, ...] = ("torch", "onnx", "int8"),
     workers: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Images per second of both ways, and how far their kept boxes and scores differ."""
-    if set(engines) - {"torch"}:
-        raise RadlabError("RSNA Pneumonia has no ONNX export yet; bench it with --engine torch")
+    """Images per second of the reference and of each radlab engine, and how far their kept boxes and scores
+    differ. The ONNX engines are exported into a scratch copy of the run, int8 calibrated on synthetic
+    training images."""
     config = load_detector(model_dir)[0] if model_dir else load_pneumonia_config(config_name, list(overrides))
     workers = config.predict.num_workers if workers is None else workers
+    size = config.data.image_size
     with tempfile.TemporaryDirectory(prefix="radlab-bench-") as scratch_name:
         scratch = Path(scratch_name)
         folder = _inputs(scratch, images, seed)
-        run = model_dir or _temporary_run(scratch / "run", config, seed)
-        loaded = load_detector(run)
+        run = scratch_copy(model_dir, scratch) if model_dir else _temporary_run(scratch / "run", config, seed)
+        if {"onnx", "int8"} & set(engines):
+            export(run, int8="int8" in engines, calibration=16, data_root=scratch / "data", validate=False)
+        _, detector = load_detector(run)
         post = RunDir(run).read_json("postprocess.json")
         paths = sorted(folder.glob("*.dcm"))
-        info(f"bench infer pneumonia: reference against radlab, {len(paths)} DICOMs")
-        comparison = compare_interleaved(
-            lambda: _reference(loaded[1], paths, config, post),
-            lambda: _radlab(folder, scratch / "radlab.csv", run, loaded, workers),
-            items=len(paths),
-            repeats=repeats,
-        )
-        size = config.data.image_size
-        flops = model_flops(_Raw(loaded[1]), torch.zeros(1, 1, size, size, dtype=torch.uint8))
-    agreement = _agreement(comparison.reference_output, comparison.radlab_output)
-    line = roofline(flops, comparison.radlab_items_per_s, matmul_peak_gflops())
-    return {
-        "task": "pneumonia",
-        "engine": "torch",
-        "reference_items_per_s": comparison.reference_items_per_s,
-        "radlab_items_per_s": comparison.radlab_items_per_s,
-        "speedup": comparison.speedup,
-        **agreement,
-        "images": len(paths),
-        "repeats": repeats,
-        "backbone": config.model.backbone,
-        "image_size": size,
-        "loader_workers": workers,
-        "peak_rss_mb": peak_rss_mb(),
-        "threads": torch.get_num_threads(),
-        "device": f"cpu ({platform.processor() or platform.machine()})",
-        "roofline": {
-            "gflop_per_image": line.gflop_per_item,
-            "matmul_peak_gflops": line.matmul_peak_gflops,
-            "ceiling_images_per_s": line.ceiling_items_per_s,
-            "fraction_of_peak": line.fraction_of_peak,
-        },
-    }
+        results: dict[str, Any] = {}
+        for engine in engines:
+            info(f"bench infer pneumonia: reference against radlab {engine}, {len(paths)} DICOMs")
+            loaded = load_detector(run, engine)
+            comparison = compare_interleaved(
+                lambda: _reference(detector, paths, config, post),
+                lambda loaded=loaded: _radlab(folder, scratch / "radlab.csv", run, loaded, workers),
+                items=len(paths),
+                repeats=repeats,
+            )
+            results[engine] = comparison_fields(
+                comparison, **_agreement(comparison.reference_output, comparison.radlab_output)
+            )
+        flops = model_flops(DenseDetector(detector), torch.zeros(1, 1, size, size, dtype=torch.uint8))
+    return infer_report(
+        "pneumonia",
+        results,
+        "image",
+        flops,
+        images=len(paths),
+        repeats=repeats,
+        backbone=config.model.backbone,
+        image_size=size,
+        loader_workers=workers,
+    )
 
 
 def _inputs(scratch: Path, images: int, seed: int) -> Path:
@@ -166,14 +160,3 @@ def _agreement(reference: Found, radlab: Found) -> dict[str, Any]:
         "max_abs_box_diff_px": box_diff,
         "boxes_kept": int(sum(len(s) for _, s in reference.values())),
     }
-
-
-class _Raw(torch.nn.Module):
-    """The detector's network without decoding, for the FLOP counter."""
-
-    def __init__(self, model: PneumoniaDetector) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, pixels: torch.Tensor) -> Any:
-        return self.model.raw_outputs(pixels)

@@ -7,6 +7,7 @@ backbone stage, and images arrive already resized, so torchvision's resizing tra
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastL
 from radlab.core.config import read_yaml, validate_config
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabConfigError, RadlabDataError
+from radlab.core.infer import engine_model
 from radlab.core.models import create_backbone, load_weights
 from radlab.tasks.pneumonia.config import PneumoniaConfig
 
@@ -132,16 +134,34 @@ class PneumoniaDetector(nn.Module):
 
     def raw_outputs(self, pixels: torch.Tensor) -> dict[str, Any]:
         """Head outputs per anchor, the anchors, level sizes and global log-probabilities (for ensembles)."""
-        x = self.normalise(pixels)
-        pyramid, last_stage = self.retinanet.backbone(x)
+        head, global_log_probs, level_shapes = self.dense_outputs(pixels)
+        return self.assemble(head, global_log_probs, pixels, level_shapes)
+
+    def dense_outputs(
+        self, pixels: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, list[tuple[int, int]]]:
+        """The network itself: per-anchor head outputs, global log-probabilities, each level's (h, w)."""
+        pyramid, last_stage = self.retinanet.backbone(self.normalise(pixels))
         features = list(pyramid.values())
-        sizes = [tuple(x.shape[-2:])] * x.shape[0]
+        shapes = [(int(f.shape[-2]), int(f.shape[-1])) for f in features]
+        return self.retinanet.head(features), self.global_head(last_stage), shapes
+
+    def assemble(
+        self,
+        head: dict[str, torch.Tensor],
+        global_log_probs: torch.Tensor,
+        pixels: torch.Tensor,
+        level_shapes: list[tuple[int, int]],
+    ) -> dict[str, Any]:
+        """raw_outputs from the network's outputs: the anchors need only the image and level sizes."""
+        sizes = [tuple(pixels.shape[-2:])] * pixels.shape[0]
+        levels = [pixels.new_empty((pixels.shape[0], 0, h, w), dtype=torch.float32) for h, w in level_shapes]
         return {
-            "head": self.retinanet.head(features),
-            "anchors": self.retinanet.anchor_generator(ImageList(x, sizes), features),
-            "per_level": [f.shape[-2] * f.shape[-1] for f in features],
+            "head": head,
+            "anchors": self.retinanet.anchor_generator(ImageList(pixels, sizes), levels),
+            "per_level": [h * w for h, w in level_shapes],
             "image_sizes": sizes,
-            "global": self.global_head(last_stage),
+            "global": global_log_probs,
         }
 
     def decode(self, raw: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
@@ -152,6 +172,44 @@ class PneumoniaDetector(nn.Module):
         outputs = {key: list(value.split(split, dim=1)) for key, value in head.items()}
         anchors = [list(a.split(split)) for a in raw["anchors"]]
         return self.retinanet.postprocess_detections(outputs, anchors, raw["image_sizes"])
+
+
+class DenseDetector(nn.Module):
+    """The detector's network as one module, pixels in, (cls_logits, bbox_regression, global) out: what
+    ONNX exports; anchors, decoding and NMS stay in PyTorch."""
+
+    outputs = ("cls_logits", "bbox_regression", "global")
+
+    def __init__(self, detector: PneumoniaDetector) -> None:
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        head, global_log_probs, _ = self.detector.dense_outputs(pixels)
+        return head["cls_logits"], head["bbox_regression"], global_log_probs
+
+
+class EngineDetector(nn.Module):
+    """A detector whose network runs in another engine (ONNX Runtime, which returns DenseDetector's
+    outputs); the level sizes come from the file's metadata, decoding from the PyTorch detector."""
+
+    def __init__(self, network: nn.Module, detector: PneumoniaDetector, level_shapes: list[tuple[int, int]]):
+        super().__init__()
+        self.network = network
+        self.detector = detector
+        self.level_shapes = level_shapes
+
+    def raw_outputs(self, pixels: torch.Tensor) -> dict[str, Any]:
+        cls_logits, bbox_regression, global_log_probs = self.network(pixels)
+        head = {"cls_logits": cls_logits, "bbox_regression": bbox_regression}
+        return self.detector.assemble(head, global_log_probs, pixels, self.level_shapes)
+
+    def decode(self, raw: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
+        return self.detector.decode(raw)
+
+    def forward(self, pixels: torch.Tensor, detect: bool = False) -> dict[str, Any]:
+        raw = self.raw_outputs(pixels)
+        return {"global": raw["global"], **({"detections": self.decode(raw)} if detect else {})}
 
 
 def opacity_weight(global_log_probs: torch.Tensor) -> torch.Tensor:
@@ -166,15 +224,30 @@ def load_run_config(run_dir: str | Path) -> PneumoniaConfig:
     return validate_config(PneumoniaConfig, read_yaml(run.config, "run config"), source=str(run.config))
 
 
-def load_detector(run_dir: str | Path) -> tuple[PneumoniaConfig, PneumoniaDetector]:
-    """The config and trained detector of a run (safetensors only)."""
+def load_detector(run_dir: str | Path, engine: str = "torch") -> tuple[PneumoniaConfig, nn.Module]:
+    """The config and trained detector of a run (safetensors only); with `engine` onnx or int8 its network
+    runs from RUN/model.onnx or model.int8.onnx (`radlab export`)."""
     run = RunDir(Path(run_dir))
     config = load_run_config(run_dir)
     model = PneumoniaDetector(config, initialise=False)
     missing, unexpected = model.load_state_dict(load_weights(run.weights), strict=False)
     if missing or unexpected:
         raise RadlabDataError(run.weights, f"weights do not match {config.model.backbone} (missing {len(missing)})")
-    return config, model.eval()
+    model = model.eval()
+    network = engine_model(model, run.root, engine)
+    if network is model:
+        return config, model
+    size = config.data.image_size
+    if network.metadata.get("image_size") != str(size):
+        raise RadlabDataError(network.path, f"was exported for another image size than {size}; export again")
+    return config, EngineDetector(network, model, [tuple(s) for s in json.loads(network.metadata["level_shapes"])])
+
+
+def export_metadata(detector: PneumoniaDetector, size: int) -> dict[str, str]:
+    """What an exported detector's file carries: the image size and each level's (h, w) at that size."""
+    with torch.no_grad():
+        _, _, shapes = detector.dense_outputs(torch.zeros(1, 1, size, size))
+    return {"image_size": str(size), "level_shapes": json.dumps(shapes)}
 
 
 def logit(p: torch.Tensor) -> torch.Tensor:

@@ -68,13 +68,15 @@ def predict_folder(
     num_workers: int | None = None,
     strict: bool = False,
     device: str = "auto",
+    engine: str = "torch",
     loaded: Sequence[tuple[PneumoniaConfig, PneumoniaDetector]] | None = None,
 ) -> PredictionSummary:
-    """Write one submission row per `*.dcm` in `input_dir` (sorted by name). `loaded` (load_detector of each
-    run) skips loading, for repeated calls."""
+    """Write one submission row per `*.dcm` in `input_dir` (sorted by name). `engine` is "torch", or "onnx" /
+    "int8" for the files `radlab export` wrote (ONNX Runtime, CPU). `loaded` (load_detector of each run)
+    skips loading, for repeated calls."""
     run_dirs = expand_members(run_dirs)  # a --folds ensemble counts as its folds
     paths = list_dicom_folder(input_dir)
-    loaded = loaded if loaded is not None else [load_detector(run) for run in run_dirs]
+    loaded = loaded if loaded is not None else [load_detector(run, engine) for run in run_dirs]
     config = loaded[0][0]
     for other, _ in loaded[1:]:
         if (other.data.image_size, other.model.levels) != (config.data.image_size, config.model.levels):

@@ -60,6 +60,7 @@ def train(
     valid_set = PneumoniaDataset(root, "train", DetectionTransform(size), valid_ids)
     if is_primary_process():
         run.write_json("split.json", {"fold": config.train.fold, "folds": config.train.folds, "valid": valid_ids})
+        run.record_data_root(root)
     recipe = PneumoniaRecipe(config, run, valid_set.truth, [str(p) for p in valid_set.paths])
     trainer = build_trainer(config.train, run, monitor="val/map", mode="max")
     trainer.fit(

@@ -1,0 +1,90 @@
+"""`radlab export` for RSNA Pneumonia and `pneumonia predict --engine`: the detector's network in ONNX gives
+torch's boxes and scores once decoded in PyTorch; int8 stays close; the file carries its level sizes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from radlab.core.infer.onnx import OnnxRuntimeModel
+from radlab.tasks.pneumonia.formats import TEST_IMAGES, read_submission
+from radlab.tasks.pneumonia.model import load_detector
+from tests.conftest import run_cli
+
+
+@pytest.fixture()
+def exported(tiny_pneumonia_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_pneumonia_run, run)
+    config = run / "config.yaml"  # one epoch scores every anchor under the floor: keep them all, boxes to compare
+    assert "score_floor: 0.025" in config.read_text()
+    config.write_text(config.read_text().replace("score_floor: 0.025", "score_floor: 0.0"))
+    result = run_cli("export", run, "--int8", "--calibration", "8")
+    assert result.returncode == 0, result.stderr
+    return run
+
+
+def test_export_writes_the_network_with_its_level_sizes_and_compares_engines(exported):
+    report = json.loads((exported / "export.json").read_text())
+    assert report["files"] == ["model.onnx", "model.int8.onnx"] and report["calibration_images"] == 8
+    held_out = json.loads((exported / "split.json").read_text())["valid"]
+    assert report["validation_images"] == len(held_out)
+    validation = report["validation"]
+    assert list(validation) == ["torch", "onnx", "int8"]
+    assert validation["onnx"]["max_abs_prob_diff"] <= 1e-4  # the submission's 4 decimals
+    assert validation["onnx"]["mAP_change"] == pytest.approx(0.0, abs=1e-9)
+    for name in ("model.onnx", "model.int8.onnx"):
+        metadata = OnnxRuntimeModel(exported / name).metadata
+        assert metadata["image_size"] == "128"
+        assert [tuple(s) for s in json.loads(metadata["level_shapes"])] == [(128 // 2**k,) * 2 for k in range(3, 8)]
+
+
+def test_onnx_detector_gives_torchs_detections(exported):
+    _, detector = load_detector(exported)
+    _, onnx_detector = load_detector(exported, "onnx")
+    pixels = torch.rand(3, 1, 128, 128) * 255
+    with torch.inference_mode():
+        expected, got = detector(pixels, detect=True), onnx_detector(pixels, detect=True)
+    torch.testing.assert_close(got["global"], expected["global"], atol=1e-4, rtol=1e-4)
+    for mine, theirs in zip(got["detections"], expected["detections"], strict=True):
+        torch.testing.assert_close(mine["scores"], theirs["scores"], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(mine["boxes"], theirs["boxes"], atol=1e-2, rtol=1e-4)
+
+
+def test_predict_with_each_engine_matches_torch(exported, tiny_pneumonia, tmp_path):
+    outputs = {}
+    for engine in ("torch", "onnx", "int8"):
+        out = tmp_path / f"{engine}.csv"
+        result = run_cli(
+            "pneumonia", "predict", tiny_pneumonia / TEST_IMAGES, out, "--model", exported, "--engine", engine,
+            "--workers", "0", "--threshold", "0.0",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        outputs[engine] = read_submission(out)
+    assert list(outputs["onnx"]) == list(outputs["torch"])
+    assert sum(len(p.scores) for p in outputs["torch"].values()) > 0
+    for patient, expected in outputs["torch"].items():
+        got = outputs["onnx"][patient]
+        assert len(got.scores) == len(expected.scores)
+        np.testing.assert_allclose(got.scores, expected.scores, atol=2e-4)
+        np.testing.assert_allclose(got.boxes, expected.boxes, atol=0.2)
+
+
+def test_an_export_for_another_image_size_is_refused(exported, tiny_pneumonia):
+    config = exported / "config.yaml"
+    config.write_text(config.read_text().replace("image_size: 128", "image_size: 96"))
+    result = run_cli(
+        "pneumonia",
+        "predict",
+        tiny_pneumonia / TEST_IMAGES,
+        exported / "o.csv",
+        "--model",
+        exported,
+        "--engine",
+        "onnx",
+    )
+    assert result.returncode == 1 and "another image size" in result.stderr and "Traceback" not in result.stderr
