@@ -138,3 +138,25 @@ def test_kill_9_while_building_then_a_rerun_completes(tmp_path):
     for k in (0, 150, 299):
         assert torch.equal(rerun[k]["image"], plain[k]["image"])
     assert len(list(cache_dir.glob("prep-*/data-*.npy"))) == 1  # the killed build's data file is gone
+
+
+class SizeReportingDecode(CountingDecode):
+    """Returns the original size beside the array, as the DICOM decoders do."""
+
+    def __call__(self, path):
+        array = super().__call__(path)
+        with Image.open(path) as image:
+            return array, {"size": [image.height, image.width]}
+
+
+def test_what_a_decoder_returns_beside_the_array_comes_back_per_path(tmp_path):
+    paths = _images(tmp_path, 3)
+    decode = SizeReportingDecode(16)
+    cache = PreprocessCache(tmp_path / "cache", decode.params, decode.shape)
+    cache.ensure([*paths, tmp_path / "gone.png"], decode)
+    expected = [{"size": [30 + k, 40]} for k in range(3)]
+    assert cache.meta == [*expected, {}]  # nothing for a missing file
+    decode.calls.clear()
+    reopened = PreprocessCache(tmp_path / "cache", decode.params, decode.shape)
+    reopened.ensure(list(reversed(paths)), decode)
+    assert decode.calls == [] and reopened.meta == list(reversed(expected))  # read from the index, in order

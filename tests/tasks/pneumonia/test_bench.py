@@ -23,3 +23,12 @@ def test_bench_infer_reference_and_every_engine_keep_the_same_boxes():
     assert list(engines) == ["torch", "onnx", "int8"] and engines["onnx"]["boxes_kept"] == report["boxes_kept"]
     assert engines["onnx"]["label_agreement"] == 1.0 and engines["onnx"]["max_abs_prob_diff"] <= 2e-4
     assert engines["int8"]["speedup"] > 0 and 0 <= engines["int8"]["label_agreement"] <= 1
+
+
+def test_bench_prep_cached_epochs_give_the_same_pixels_and_boxes():
+    from radlab.tasks.pneumonia.bench import bench_prep
+
+    report = bench_prep(images=6, repeats=1, size=64)
+    assert set(report) >= SPEC_KEYS and report["task"] == "pneumonia"
+    assert report["identical_pixels"] is True and report["max_abs_box_diff_px"] < 1e-3
+    assert report["plain_epoch"]["radlab_items_per_s"] > 0 and report["cache_build_items_per_s"] > 0

@@ -34,3 +34,29 @@ def test_box_format_conversions_round_trip():
     boxes = np.array([[1.0, 2.0, 3.0, 4.0]])
     assert xywh_to_xyxy(boxes).tolist() == [[1, 2, 4, 6]]
     assert xyxy_to_xywh(xywh_to_xyxy(boxes)).tolist() == boxes.tolist()
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_cached_items_equal_decoded_ones(tiny_pneumonia, tmp_path, train):
+    from radlab.tasks.pneumonia.config import PneumoniaConfig
+    from radlab.tasks.pneumonia.data import PneumoniaDataset
+
+    augment = PneumoniaConfig().augment
+
+    def dataset(cache_dir):
+        return PneumoniaDataset(
+            tiny_pneumonia, "train", DetectionTransform(96, train, augment, seed=7), None, cache_dir
+        )
+
+    plain, cached = dataset(None), dataset(tmp_path / "cache")
+    again = dataset(tmp_path / "cache")  # a second epoch's dataset reads the store the first one built
+    assert len(list((tmp_path / "cache").rglob("data-*.npy"))) == 1
+    with_boxes = 0
+    for index in range(len(plain)):
+        expected, got, reread = plain[index], cached[index], again[index]
+        assert got["error"] == expected["error"] and got["size"] == expected["size"] == reread["size"]
+        assert got["image"].shape == (1, 96, 96)
+        assert np.array_equal(got["image"].numpy(), expected["image"].numpy())  # the same draws, the same pixels
+        np.testing.assert_allclose(got["boxes"].numpy(), expected["boxes"].numpy(), atol=1e-3)
+        with_boxes += len(expected["boxes"]) > 0
+    assert with_boxes > 0

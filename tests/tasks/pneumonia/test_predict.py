@@ -74,3 +74,23 @@ def test_evaluate_refuses_an_unknown_patient(tiny_pneumonia, tmp_path):
     (tmp_path / "sub.csv").write_text("patientId,PredictionString\nnobody,0.5 1 2 3 4\n")
     result = run_cli("pneumonia", "evaluate", tiny_pneumonia / TEST_TRUTH, tmp_path / "sub.csv")
     assert result.returncode == 1 and "not in synthetic_test_labels.csv" in result.stderr
+
+
+def test_predict_through_the_cache_writes_the_same_submission(tiny_pneumonia_run, tiny_pneumonia, tmp_path):
+    runs = {}
+    for name, cache in (("plain", "null"), ("cached", str(tmp_path / "cache"))):
+        runs[name] = tmp_path / name
+        shutil.copytree(tiny_pneumonia_run, runs[name])
+        config = runs[name] / "config.yaml"
+        text = config.read_text()
+        assert "cache_dir: null" in text and "score_floor: 0.025" in text
+        # every anchor kept (one epoch scores them all under the floor): boxes to compare
+        config.write_text(
+            text.replace("cache_dir: null", f"cache_dir: {cache}").replace("score_floor: 0.025", "score_floor: 0.0")
+        )
+    predict_folder(tiny_pneumonia / TEST_IMAGES, tmp_path / "plain.csv", [runs["plain"]], threshold=0.0)
+    assert sum(len(p.scores) for p in read_submission(tmp_path / "plain.csv").values()) > 0
+    for name in ("first.csv", "second.csv"):  # builds the store, then reads it
+        predict_folder(tiny_pneumonia / TEST_IMAGES, tmp_path / name, [runs["cached"]], threshold=0.0)
+        assert (tmp_path / name).read_text() == (tmp_path / "plain.csv").read_text()
+    assert len(list((tmp_path / "cache").rglob("data-*.npy"))) == 1

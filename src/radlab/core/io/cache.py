@@ -6,6 +6,8 @@ file's content (BLAKE2b); a file whose size and modification time match what the
 hashed again. A changed file or new parameters miss the cache and are decoded again; the store is then
 rewritten with the old entries copied over. The data file is written in full under a fresh name before
 the index that points at it replaces the old one, so a crash at any point leaves the previous store intact.
+A decoder may return a small JSON-able dict beside its array (a DICOM's original size, say); it is kept in
+the index and read back with the slot.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class _Decode(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, str]:
+    def __getitem__(self, index: int) -> tuple[int, Any, str]:
         try:
             return index, self.decode(self.paths[index]), ""
         except RadlabDataError as exc:
@@ -68,6 +70,7 @@ class PreprocessCache:
         self.root = Path(folder) / f"prep-{params_key({**self.params, 'shape': self.shape})}"
         self._index: dict[str, Any] | None = None
         self._data: np.ndarray | None = None
+        self.meta: list[dict[str, Any]] = []  # per path of the last ensure(): what the decoder returned beside
 
     def _load_index(self) -> dict[str, Any]:
         path = self.root / INDEX
@@ -78,7 +81,7 @@ class PreprocessCache:
                     return index
             except (ValueError, KeyError, TypeError):
                 pass
-        return {"shape": list(self.shape), "data": None, "slots": {}, "errors": {}, "files": {}}
+        return {"shape": list(self.shape), "data": None, "slots": {}, "errors": {}, "files": {}, "meta": {}}
 
     def keys(self, paths: Sequence[str | Path], known: dict[str, Any] | None = None) -> list[str]:
         """Content keys of `paths`; files unchanged since the index saw them (size, mtime) are not re-read.
@@ -103,8 +106,9 @@ class PreprocessCache:
     ) -> tuple[np.ndarray, list[str]]:
         """(slot per path, error per path): decodes what the store lacks, then maps the store.
 
-        `decode(path)` returns a uint8 array of `shape` or raises RadlabDataError (the error is cached too,
-        so a corrupt file is reported every time but decoded once)."""
+        `decode(path)` returns a uint8 array of `shape` (or (array, dict): `self.meta` then holds each path's
+        dict) or raises RadlabDataError (the error is cached too, so a corrupt file is reported every time but
+        decoded once)."""
         index = self._load_index()
         keys = self.keys(paths, index)
         missing = sorted({k for k in keys if k not in index["slots"] and k not in index["errors"]})
@@ -114,6 +118,8 @@ class PreprocessCache:
         self._data = np.load(self.root / index["data"], mmap_mode="r", allow_pickle=False) if index["data"] else None
         slots = np.array([index["slots"].get(k, -1) for k in keys], dtype=np.int64)
         errors = [index["errors"].get(k, "") if s < 0 else "" for k, s in zip(keys, slots, strict=True)]
+        stored_meta = index.get("meta", {})
+        self.meta = [stored_meta.get(k, {}) for k in keys]
         for k, (key, path) in enumerate(zip(keys, map(str, paths), strict=True)):
             if key.startswith("missing:"):
                 errors[k] = str(RadlabDataError(path, "no such file"))
@@ -132,7 +138,7 @@ class PreprocessCache:
         data = np.lib.format.open_memmap(self.root / name, mode="w+", dtype=np.uint8, shape=(count, *self.shape))
         if old is not None:
             data[: len(old)] = old
-        slots, errors = dict(index["slots"]), dict(index["errors"])
+        slots, errors, meta = dict(index["slots"]), dict(index["errors"]), dict(index.get("meta", {}))
         next_slot = 0 if old is None else len(old)
         order = list(todo.items())
         loader = DataLoader(
@@ -142,11 +148,14 @@ class PreprocessCache:
             collate_fn=_identity,
             generator=torch.Generator().manual_seed(0),  # leaves the global RNG (and so training) untouched
         )
-        for i, array, error in loader:
+        for i, decoded, error in loader:
             key = order[i][0]
             if error:
                 errors[key] = error
                 continue
+            array = decoded
+            if isinstance(decoded, tuple):
+                array, meta[key] = decoded
             data[next_slot] = np.asarray(array, dtype=np.uint8).reshape(self.shape)
             slots[key] = next_slot
             next_slot += 1
@@ -157,7 +166,7 @@ class PreprocessCache:
             if not key.startswith("missing:"):
                 stat = os.stat(path)
                 files[path] = [stat.st_size, stat.st_mtime_ns, key]
-        new = {"shape": list(self.shape), "data": name, "slots": slots, "errors": errors, "files": files}
+        new = {"shape": list(self.shape), "data": name, "slots": slots, "errors": errors, "files": files, "meta": meta}
         new["params"] = self.params
         atomic_write_text(self.root / INDEX, json.dumps(new))
         for stale in self.root.glob("data-*.npy"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,14 @@ import numpy as np
 import pydicom
 import torch
 
-from radlab.core.bench import compare_interleaved, comparison_fields, infer_report, model_flops, scratch_copy
+from radlab.core.bench import compare_interleaved, comparison_fields, infer_report, machine, model_flops, scratch_copy
 from radlab.core.config import config_to_yaml
 from radlab.core.console import info
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.io.atomic import atomic_write_text
 from radlab.core.models import save_weights
 from radlab.tasks.pneumonia.config import PneumoniaConfig, load_pneumonia_config
-from radlab.tasks.pneumonia.data import DetectionTransform
+from radlab.tasks.pneumonia.data import DetectionTransform, PneumoniaDataset, xywh_to_xyxy
 from radlab.tasks.pneumonia.export import export
 from radlab.tasks.pneumonia.formats import TRAIN_IMAGES, read_submission
 from radlab.tasks.pneumonia.model import DenseDetector, PneumoniaDetector, load_detector, opacity_weight
@@ -159,4 +160,61 @@ def _agreement(reference: Found, radlab: Found) -> dict[str, Any]:
         "label_agreement": same / max(1, len(reference)),
         "max_abs_box_diff_px": box_diff,
         "boxes_kept": int(sum(len(s) for _, s in reference.values())),
+    }
+
+
+def bench_prep(images: int = 100, repeats: int = 3, size: int = 512, seed: int = 0) -> dict[str, Any]:
+    """A training epoch's preprocessing (DICOM decode, resize, the recipe's affine, flip, gamma, noise, blur,
+    with the boxes): seed 003's way, pydicom decoding every image every epoch, against reading radlab's
+    preprocessing cache; and a plain epoch (no augmentation) both ways."""
+    with tempfile.TemporaryDirectory(prefix="radlab-bench-") as scratch_name:
+        scratch = Path(scratch_name)
+        root = scratch / "data"
+        synthesize_pneumonia(root, patients=max(8, int(images / 0.8) + 1), seed=seed, workers=2)
+        augment = PneumoniaConfig().augment
+        ids = list(PneumoniaDataset(root, "train").ids)[:images]
+
+        def transform(train: bool) -> DetectionTransform:
+            return DetectionTransform(size, train, augment, seed)
+
+        started = time.perf_counter()
+        cached = PneumoniaDataset(root, "train", transform(False), ids, scratch / "cache")
+        build_seconds = time.perf_counter() - started
+        boxes = [xywh_to_xyxy(b) for b in cached.truth]
+
+        def decode_every_time(train: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+            step = transform(train)
+            out = [
+                step(pydicom.dcmread(path).pixel_array, truth) for path, truth in zip(cached.paths, boxes, strict=True)
+            ]
+            return np.stack([image.numpy() for image, _ in out]), [b.numpy() for _, b in out]
+
+        def read_cache(train: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+            cached.transform = transform(train)
+            out = [cached[i] for i in range(len(cached))]
+            return np.stack([item["image"].numpy() for item in out]), [item["boxes"].numpy() for item in out]
+
+        training = compare_interleaved(
+            lambda: decode_every_time(True), lambda: read_cache(True), items=len(ids), repeats=repeats
+        )
+        evaluation = compare_interleaved(
+            lambda: decode_every_time(False), lambda: read_cache(False), items=len(ids), repeats=repeats
+        )
+    pixels_same = all(np.array_equal(c.reference_output[0], c.radlab_output[0]) for c in (training, evaluation))
+    box_diff = max(
+        (float(np.abs(a - b).max(initial=0.0)) if a.shape == b.shape else float("inf"))
+        for c in (training, evaluation)
+        for a, b in zip(c.reference_output[1], c.radlab_output[1], strict=True)
+    )
+    return {
+        "task": "pneumonia",
+        "what": f"a training epoch of {len(ids)} 1024 px JPEG DICOMs with boxes: decode, resize to {size} px, augment",
+        **comparison_fields(training),
+        "plain_epoch": comparison_fields(evaluation),
+        "cache_build_items_per_s": len(ids) / build_seconds,
+        "max_abs_prob_diff": 0.0 if pixels_same else None,
+        "label_agreement": 1.0 if pixels_same else None,
+        "identical_pixels": pixels_same,
+        "max_abs_box_diff_px": box_diff,
+        **machine(),
     }

@@ -31,6 +31,8 @@ class DataConfig(StrictModel):
     mean: float = 0.0
     std: float = 1.0
     num_workers: int = Field(2, ge=0)
+    # A folder for the preprocessing cache (decoded, resized uint8 images, memory-mapped); None decodes every time.
+    cache_dir: str | None = None
 
 
 class AugmentConfig(StrictModel):

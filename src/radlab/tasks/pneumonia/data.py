@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from radlab.core.errors import RadlabDataError
+from radlab.core.io.cache import PreprocessCache
 from radlab.core.io.dicom import read_dicom_image
 from radlab.tasks.pneumonia.config import AugmentConfig
 from radlab.tasks.pneumonia.formats import (
@@ -76,9 +77,26 @@ def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
     return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
 
 
+class ResizedDicom:
+    """decode(path) for the preprocessing cache: the display image resized as DetectionTransform resizes it,
+    (S, S, 1) uint8, with the original (H, W) beside it (boxes are scaled from it). Picklable."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.params = {"kind": "pneumonia-dicom", "size": size, "interpolation": "area", "version": 1}
+
+    def __call__(self, path: str) -> tuple[np.ndarray, dict[str, Any]]:
+        pixels = read_dicom_image(path)
+        resized = cv2.resize(pixels, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        return resized[..., None], {"size": list(pixels.shape[:2])}
+
+
 class DicomBoxDataset(Dataset[dict[str, Any]]):
     """Items {"index", "image" (1, S, S) uint8, "boxes" (n, 4) x1y1x2y2 in S pixels, "category", "size"
-    (original H, W), "error"}; an unreadable file gives a black image, no box and the reason in "error"."""
+    (original H, W), "error"}; an unreadable file gives a black image, no box and the reason in "error".
+
+    With `cache_dir`, each DICOM is decoded and resized once into a memory-mapped store (core/io/cache.py)
+    and every later epoch or predict reads it from there; boxes are scaled to S pixels before augmenting."""
 
     def __init__(
         self,
@@ -86,21 +104,40 @@ class DicomBoxDataset(Dataset[dict[str, Any]]):
         transform: DetectionTransform,
         boxes: Sequence[np.ndarray] | None = None,
         categories: Sequence[int] | None = None,
+        cache_dir: str | Path | None = None,
+        cache_workers: int = 0,
     ) -> None:
         self.paths = list(paths)
         self.transform = transform
         self.boxes = boxes
         self.categories = categories
+        self.cache: PreprocessCache | None = None
+        if cache_dir is not None:
+            decode = ResizedDicom(transform.size)
+            self.cache = PreprocessCache(cache_dir, decode.params, (transform.size, transform.size, 1))
+            self.slots, self.errors = self.cache.ensure(self.paths, decode, workers=cache_workers)
 
     def __len__(self) -> int:
         return len(self.paths)
 
+    def _pixels(self, index: int, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+        """(image, boxes in its pixels, original size): decoded now, or the cached resized image."""
+        if self.cache is None:
+            pixels = read_dicom_image(self.paths[index])
+            return pixels, truth, pixels.shape[:2]
+        slot = int(self.slots[index])
+        if slot < 0:
+            raise RadlabDataError(self.paths[index], self.errors[index].split(": ", 1)[-1])
+        height, width = self.cache.meta[index]["size"]
+        scale = np.array([self.transform.size / width, self.transform.size / height] * 2)
+        return np.array(self.cache.array(slot))[..., 0], truth * scale, (height, width)
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         truth = xywh_to_xyxy(self.boxes[index]) if self.boxes is not None else np.zeros((0, 4))
         try:
-            pixels = read_dicom_image(self.paths[index])
+            pixels, truth, size = self._pixels(index, truth)
             image, boxes = self.transform(pixels, truth)
-            size, error = pixels.shape, ""
+            error = ""
         except RadlabDataError as exc:
             image = torch.zeros((1, self.transform.size, self.transform.size), dtype=torch.uint8)
             boxes, size, error = torch.zeros((0, 4)), (0, 0), str(exc)
@@ -118,6 +155,7 @@ class PneumoniaDataset(DicomBoxDataset):
         split: str = "train",
         transform: DetectionTransform | None = None,
         ids: Sequence[str] | None = None,
+        cache_dir: str | Path | None = None,
     ) -> None:
         if split != "train":
             raise ValueError("only the train split carries labels; predict reads test folders directly")
@@ -134,6 +172,7 @@ class PneumoniaDataset(DicomBoxDataset):
             transform or DetectionTransform(512),
             self.truth,
             [CLASSES.index(classes[p]) for p in self.ids],
+            cache_dir,
         )
 
 

@@ -89,13 +89,15 @@ def predict_folder(
     use_global = post["use_global"] if use_global is None else use_global
     target = pick_device(device)
     models = [model.to(target).eval() for _, model in loaded]
-    dataset = DicomBoxDataset(paths, DetectionTransform(config.data.image_size))
+    workers = config.predict.num_workers if num_workers is None else num_workers
+    transform = DetectionTransform(config.data.image_size)
+    dataset = DicomBoxDataset(paths, transform, cache_dir=config.data.cache_dir, cache_workers=workers)
     rows: list[tuple[str, Prediction]] = []
     unreadable = 0
     batches = iterate_batches(
         dataset,
         batch_size=batch_size or config.predict.batch_size,
-        num_workers=config.predict.num_workers if num_workers is None else num_workers,
+        num_workers=workers,
         collate_fn=collate_detection,
         description=f"detecting in {len(paths)} images",
     )

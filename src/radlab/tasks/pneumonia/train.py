@@ -54,10 +54,11 @@ def train(
     train_ids, valid_ids = fold_ids(root, config)
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     size = config.data.image_size
+    cache = config.data.cache_dir
     train_set = PneumoniaDataset(
-        root, "train", DetectionTransform(size, True, config.augment, config.train.seed), train_ids
+        root, "train", DetectionTransform(size, True, config.augment, config.train.seed), train_ids, cache
     )
-    valid_set = PneumoniaDataset(root, "train", DetectionTransform(size), valid_ids)
+    valid_set = PneumoniaDataset(root, "train", DetectionTransform(size), valid_ids, cache)
     if is_primary_process():
         run.write_json("split.json", {"fold": config.train.fold, "folds": config.train.folds, "valid": valid_ids})
         run.record_data_root(root)
