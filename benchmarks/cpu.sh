@@ -8,8 +8,9 @@ radlab="${RADLAB:-.venv/bin/radlab}"
 {
     "$radlab" bench prep --task mura --json
     "$radlab" bench prep --task ich --json
+    "$radlab" bench prep --task pneumonia --json --images 100
     "$radlab" bench infer --task mura --json --images 48 --repeats 3
-    "$radlab" bench infer --task mrnet --json --images 8 --repeats 3
-    "$radlab" bench infer --task pneumonia --json --images 16 --repeats 3
-    "$radlab" bench infer --task ich --json --images 8 --repeats 3
+    "$radlab" bench infer --task mrnet --json --images 4 --repeats 3
+    "$radlab" bench infer --task pneumonia --json --images 8 --repeats 3 --workers 0
+    "$radlab" bench infer --task ich --json --images 8 --repeats 1
 } >"$out"

@@ -8,7 +8,7 @@ same folders (see engines.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from radlab.core.console import info
 from radlab.core.infer.engines import ENGINES
 from radlab.core.infer.onnx import OPSET, OUTPUT, export_onnx, quantize_int8
+from radlab.core.infer.streaming import iterate_batches
 
 Calibration = Callable[[int], Iterable[np.ndarray]]
 
@@ -34,6 +36,18 @@ class ExportPart:
     calibration: Calibration | None = None
     outputs: tuple[str, ...] = (OUTPUT,)
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+def readable_batches(dataset: Dataset, batch_size: int = 8, collate_fn: Callable | None = None) -> Iterator[np.ndarray]:
+    """Calibration batches from a radlab dataset (items with "image" and "error"): float32 pixels of the
+    readable items only, decoded in this process."""
+    batches = iterate_batches(
+        dataset, batch_size=batch_size, num_workers=0, collate_fn=collate_fn, description="calibrating"
+    )
+    for item in batches:
+        readable = [k for k, error in enumerate(item["error"]) if not error]
+        if readable:
+            yield item["image"][readable].float().numpy()
 
 
 def export_parts(root: Path, parts: Sequence[ExportPart], *, int8: bool, calibration: int) -> dict[str, Any]:

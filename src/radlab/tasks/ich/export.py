@@ -17,8 +17,7 @@ import numpy as np
 import torch
 
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.infer import iterate_batches
-from radlab.core.infer.export import ExportPart, compare_engines, export_parts, exported_engines
+from radlab.core.infer.export import ExportPart, compare_engines, export_parts, exported_engines, readable_batches
 from radlab.tasks.ich.config import IchConfig
 from radlab.tasks.ich.data import SliceDataset
 from radlab.tasks.ich.evaluate import weighted_log_loss
@@ -43,10 +42,7 @@ def calibration_batches(
         crop=data.crop,
         fix=data.pixel_representation_fix,
     )
-    for item in iterate_batches(dataset, batch_size=batch, num_workers=0, description="calibrating"):
-        readable = [k for k, error in enumerate(item["error"]) if not error]
-        if readable:
-            yield item["image"][readable].float().numpy()
+    return readable_batches(dataset, batch)
 
 
 def export(

@@ -7,6 +7,7 @@ official kappa (and the largest probability difference) is reported and kept in 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,7 @@ import numpy as np
 import torch
 
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.infer import iterate_batches
-from radlab.core.infer.export import ExportPart, compare_engines, export_parts, exported_engines
+from radlab.core.infer.export import ExportPart, compare_engines, export_parts, exported_engines, readable_batches
 from radlab.core.io.dataset import ImageFileDataset
 from radlab.core.transforms import build_image_transform
 from radlab.tasks.mura.evaluate import evaluate_files
@@ -28,17 +28,16 @@ def _data_root(run: RunDir, data_root: str | Path | None) -> Path:
     return resolve_data_root(run.data_root(data_root, "data_stats.json"))
 
 
-def calibration_batches(root: Path, size: int, resize: str, count: int, seed: int = 0, batch: int = 8):
+def calibration_batches(
+    root: Path, size: int, resize: str, count: int, seed: int = 0, batch: int = 8
+) -> Iterator[np.ndarray]:
     """`count` training images (a seeded draw), decoded and resized as predict does, as float32 batches."""
     paths_csv, _ = split_csvs(root, "train")
     images = read_image_paths(paths_csv)
     chosen = np.random.default_rng(seed).permutation(len(images))[:count]
     transform = build_image_transform(size, resize=resize)
     dataset = ImageFileDataset([root / images[i].path for i in sorted(chosen)], transform, transform.output_shape)
-    for item in iterate_batches(dataset, batch_size=batch, num_workers=0, description="calibrating"):
-        readable = [k for k, error in enumerate(item["error"]) if not error]
-        if readable:
-            yield item["image"][readable].float().numpy()
+    return readable_batches(dataset, batch)
 
 
 def export(

@@ -17,8 +17,7 @@ import numpy as np
 import torch
 
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.infer import iterate_batches
-from radlab.core.infer.export import ExportPart, compare_engines, export_parts, exported_engines
+from radlab.core.infer.export import ExportPart, compare_engines, export_parts, exported_engines, readable_batches
 from radlab.core.io.atomic import atomic_write_text
 from radlab.tasks.pneumonia.data import DetectionTransform, DicomBoxDataset, collate_detection
 from radlab.tasks.pneumonia.evaluate import evaluate_files
@@ -36,18 +35,14 @@ from radlab.tasks.pneumonia.train import resolve_data_root
 VALIDATION_IMAGES = 256
 
 
-def calibration_batches(root: Path, ids: Sequence[str], size: int, count: int, seed: int, batch: int = 4):
+def calibration_batches(
+    root: Path, ids: Sequence[str], size: int, count: int, seed: int, batch: int = 4
+) -> Iterator[np.ndarray]:
     """`count` training images (a seeded draw among `ids`), decoded and resized as predict does, as float32
     batches; unreadable images are left out."""
     chosen = sorted(np.random.default_rng(seed).permutation(len(ids))[:count])
     dataset = DicomBoxDataset([root / TRAIN_IMAGES / f"{ids[i]}.dcm" for i in chosen], DetectionTransform(size))
-    batches = iterate_batches(
-        dataset, batch_size=batch, num_workers=0, collate_fn=collate_detection, description="calibrating"
-    )
-    for item in batches:
-        readable = [k for k, error in enumerate(item["error"]) if not error]
-        if readable:
-            yield item["image"][readable].float().numpy()
+    return readable_batches(dataset, batch, collate_detection)
 
 
 def export(
