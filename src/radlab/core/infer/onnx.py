@@ -105,14 +105,18 @@ class OnnxRuntimeModel(nn.Module):
 
 
 class _Calibration:
-    """onnxruntime's CalibrationDataReader over batches of pixels (float32 0..255)."""
+    """onnxruntime's CalibrationDataReader over batches of pixels (float32 0..255), fed one image at a time.
+
+    The calibrator runs the graph with every tensor watched, and its memory grows with the batch: 22.8 GB for
+    ResNeXt-101 at 480 px in batches of 8, 4.6 GB one image at a time. Min-max ranges are the same either way.
+    """
 
     def __init__(self, batches: Iterable[np.ndarray]) -> None:
-        self.batches: Iterator[np.ndarray] = iter(batches)
+        self.images: Iterator[np.ndarray] = (batch[k : k + 1] for batch in batches for k in range(len(batch)))
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        batch = next(self.batches, None)
-        return None if batch is None else {INPUT: np.ascontiguousarray(batch, dtype=np.float32)}
+        image = next(self.images, None)
+        return None if image is None else {INPUT: np.ascontiguousarray(image, dtype=np.float32)}
 
 
 def quantize_int8(fp32_path: str | Path, int8_path: str | Path, calibration: Iterable[np.ndarray]) -> Path:

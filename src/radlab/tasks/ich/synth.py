@@ -14,6 +14,7 @@ Test series go to stage_2_test_images/ and their truth to synthetic_test_labels.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -181,9 +182,16 @@ def _bleed(hu, kind, x, y, r, rx, ry, side, scale, strength) -> None:
 
 
 def _write_dicom(path: Path, hu: np.ndarray, item: _Series, k: int) -> None:
-    with warnings.catch_warnings():  # the challenge's UIDs look like "ID_63eb1e259", which pydicom flags
-        warnings.simplefilter("ignore")
-        _build_and_save(path, hu, item, k)
+    # The challenge's UIDs look like "ID_63eb1e259", which pydicom flags both as a warning and on its logger.
+    pydicom_log = logging.getLogger("pydicom")
+    level = pydicom_log.level
+    pydicom_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _build_and_save(path, hu, item, k)
+    finally:
+        pydicom_log.setLevel(level)
 
 
 def _build_and_save(path: Path, hu: np.ndarray, item: _Series, k: int) -> None:
