@@ -124,7 +124,7 @@ def _bench_function(task: str, kind: str):
     try:
         return getattr(task_module(task, "bench"), f"bench_{kind}")
     except (ModuleNotFoundError, AttributeError):
-        raise RadlabError(f"no `bench {kind}` for {task} yet") from None
+        raise RadlabError(f"no `bench {kind}` for {task}") from None
 
 
 def _print_bench(result: dict, as_json: bool) -> None:
