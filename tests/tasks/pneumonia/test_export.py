@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,12 +14,14 @@ import torch
 from radlab.core.infer.onnx import OnnxRuntimeModel
 from radlab.tasks.pneumonia.formats import TEST_IMAGES, read_submission
 from radlab.tasks.pneumonia.model import load_detector
+from radlab.tasks.pneumonia.predict import predict_folder
 from tests.conftest import run_cli
 
 
-@pytest.fixture()
-def exported(tiny_pneumonia_run, tmp_path):
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def exported(tiny_pneumonia_run, tmp_path_factory):
+    """One export for the module's tests (they only read it)."""
+    run = tmp_path_factory.mktemp("pneumonia-export") / "run"
     shutil.copytree(tiny_pneumonia_run, run)
     config = run / "config.yaml"  # one epoch scores every anchor under the floor: keep them all, boxes to compare
     assert "score_floor: 0.025" in config.read_text()
@@ -59,13 +62,16 @@ def test_predict_with_each_engine_matches_torch(exported, tiny_pneumonia, tmp_pa
     outputs = {}
     for engine in ("torch", "onnx", "int8"):
         out = tmp_path / f"{engine}.csv"
-        result = run_cli(
-            "pneumonia", "predict", tiny_pneumonia / TEST_IMAGES, out, "--model", exported, "--engine", engine,
-            "--workers", "0", "--threshold", "0.0",
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr
+        if engine == "onnx":  # the command line's --engine once; the others in-process
+            result = run_cli(
+                "pneumonia", "predict", tiny_pneumonia / TEST_IMAGES, out, "--model", exported, "--engine", engine,
+                "--workers", "0", "--threshold", "0.0",
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr
+        else:
+            predict_folder(tiny_pneumonia / TEST_IMAGES, out, [exported], threshold=0.0, num_workers=0, engine=engine)
         outputs[engine] = read_submission(out)
-    assert list(outputs["onnx"]) == list(outputs["torch"])
+    assert list(outputs["onnx"]) == list(outputs["torch"]) == list(outputs["int8"])
     assert sum(len(p.scores) for p in outputs["torch"].values()) > 0
     for patient, expected in outputs["torch"].items():
         got = outputs["onnx"][patient]
@@ -74,7 +80,8 @@ def test_predict_with_each_engine_matches_torch(exported, tiny_pneumonia, tmp_pa
         np.testing.assert_allclose(got.boxes, expected.boxes, atol=0.2)
 
 
-def test_an_export_for_another_image_size_is_refused(exported, tiny_pneumonia):
+def test_an_export_for_another_image_size_is_refused(exported, tiny_pneumonia, tmp_path):
+    exported = Path(shutil.copytree(exported, tmp_path / "run"))
     config = exported / "config.yaml"
     config.write_text(config.read_text().replace("image_size: 128", "image_size: 96"))
     result = run_cli(
