@@ -1,4 +1,6 @@
-"""Shared fixtures: tiny synthetic data sets and a tiny trained run, made once per test session."""
+"""Shared fixtures: one factory (`tiny`) that makes each registered task's tiny synthetic data set, trains a
+tiny run of it and a 2-fold ensemble, each once per test session; `tiny_<task>` / `tiny_<task>_run` name
+its products for the tests that use one task."""
 
 from __future__ import annotations
 
@@ -6,9 +8,17 @@ import csv
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+# The toy task (tests/toy) is a fifth challenge from outside radlab: its package and its entry point
+# (radlab_toy-0.1.dist-info) are found on the path like any installed package's, here and in subprocesses.
+TOY = str(Path(__file__).resolve().parent / "toy")
+sys.path.insert(0, TOY)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (TOY, os.environ.get("PYTHONPATH")) if p)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -41,26 +51,157 @@ TINY_TRAIN = (
     "train.batch_size=16",
     "train.progress=quiet",
 )
+TINY_MRNET_TRAIN = (
+    "data.image_size=32",
+    "data.num_workers=0",
+    "predict.num_workers=0",
+    "train.max_epochs=1",
+    "train.progress=quiet",
+)
+TINY_PNEUMONIA_TRAIN = (
+    "data.image_size=128",
+    "data.num_workers=0",
+    "predict.num_workers=0",
+    "train.max_epochs=1",
+    "train.batch_size=4",
+    "train.progress=quiet",
+)
+TINY_ICH_TRAIN = (
+    "data.image_size=64",
+    "data.num_workers=0",
+    "predict.num_workers=0",
+    "train.max_epochs=1",
+    "train.progress=quiet",
+    "sequence.max_epochs=2",
+    "sequence.keep_epochs=2",
+    "sequence.progress=quiet",
+)
+TINY_TOY_TRAIN = ("train.max_epochs=2", "train.progress=quiet")
+
+
+@dataclass(frozen=True)
+class Tiny:
+    """How the tests make one task's tiny data (its demo's synth with these sizes and seed) and train it."""
+
+    sizes: dict[str, Any]
+    seed: int
+    train: tuple[str, ...]
+
+
+TINY = {
+    "mura": Tiny({"studies": 40, "workers": 1}, 7, TINY_TRAIN),
+    "mrnet": Tiny({"exams": 16, "workers": 1}, 5, TINY_MRNET_TRAIN),
+    "pneumonia": Tiny({"patients": 24, "size": 128, "workers": 1}, 3, TINY_PNEUMONIA_TRAIN),
+    "ich": Tiny({"series": 12, "size": 64, "workers": 1}, 2, TINY_ICH_TRAIN),
+    "toy": Tiny({"images": 32}, 0, TINY_TOY_TRAIN),
+}
+
+
+def tiny_sets(name: str, *extra: str) -> list[str]:
+    """The task's tiny training overrides (and `extra`) as `--set` arguments."""
+    return [arg for item in (*TINY[name].train, *extra) for arg in ("--set", item)]
+
+
+class Factory:
+    """Each task's tiny data set, tiny run and 2-fold ensemble, made on first use and kept for the session."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.tmp = tmp_path_factory
+        self.made: dict[tuple[str, str], Path] = {}
+
+    def _once(self, kind: str, name: str, make: Any) -> Path:
+        if (kind, name) not in self.made:
+            self.made[kind, name] = make()
+        return self.made[kind, name]
+
+    def data(self, name: str) -> Path:
+        from radlab.core.task import get_task
+
+        def make() -> Path:
+            root = self.tmp.mktemp(name)
+            get_task(name).demo.get().synth(root, TINY[name].seed, **TINY[name].sizes)
+            return root
+
+        return self._once("data", name, make)
+
+    def run(self, name: str) -> Path:
+        from radlab.core.engine.driver import train
+        from radlab.core.task import get_task
+
+        def make() -> Path:
+            run = self.tmp.mktemp(f"{name}-runs") / "tiny"
+            train(get_task(name), self.data(name), run, "cpu-small", list(TINY[name].train))
+            return run
+
+        return self._once("run", name, make)
+
+    def folds(self, name: str) -> Path:
+        """A 2-fold ensemble trained under 2-process DDP on the CPU (gloo), through the command line."""
+
+        def make() -> Path:
+            out = self.tmp.mktemp(f"{name}-folds") / "ensemble"
+            result = run_cli(
+                name, "train", "--data-root", self.data(name), "--out", out, "--config", "cpu-small",
+                *tiny_sets(name, "train.max_epochs=1"),
+                "--folds", "2", "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp",
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr
+            return out
+
+        return self._once("folds", name, make)
 
 
 @pytest.fixture(scope="session")
-def tiny_mura(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Factory:
+    return Factory(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_mura(tiny: Factory) -> Path:
     """A 40-study synthetic MURA-v1.1 tree (parent folder returned)."""
-    from radlab.tasks.mura.synth import synthesize_mura
-
-    root = tmp_path_factory.mktemp("mura")
-    synthesize_mura(root, studies=40, seed=7, workers=1)
-    return root
+    return tiny.data("mura")
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tiny_mura: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_run(tiny: Factory) -> Path:
     """A finished (2-epoch, 32 px) MURA run directory trained on `tiny_mura`."""
-    from radlab.tasks.mura.train import train
+    return tiny.run("mura")
 
-    run = tmp_path_factory.mktemp("runs") / "tiny"
-    train(tiny_mura, run, "cpu-small", list(TINY_TRAIN))
-    return run
+
+@pytest.fixture(scope="session")
+def tiny_mrnet(tiny: Factory) -> Path:
+    """A 16-exam synthetic MRNet-v1.0 tree (parent folder returned)."""
+    return tiny.data("mrnet")
+
+
+@pytest.fixture(scope="session")
+def tiny_mrnet_run(tiny: Factory) -> Path:
+    """A finished one-epoch cpu-small MRNet run (three per-plane networks and the fusion)."""
+    return tiny.run("mrnet")
+
+
+@pytest.fixture(scope="session")
+def tiny_pneumonia(tiny: Factory) -> Path:
+    """24 synthetic patients at 128 px (train folder, test folder, label CSVs)."""
+    return tiny.data("pneumonia")
+
+
+@pytest.fixture(scope="session")
+def tiny_pneumonia_run(tiny: Factory) -> Path:
+    """A finished one-epoch cpu-small detector run on `tiny_pneumonia`."""
+    return tiny.run("pneumonia")
+
+
+@pytest.fixture(scope="session")
+def tiny_ich(tiny: Factory) -> Path:
+    """12 synthetic CT series at 64 px (train and test folders, labels, one corrupt training file)."""
+    return tiny.data("ich")
+
+
+@pytest.fixture(scope="session")
+def tiny_ich_run(tiny: Factory) -> Path:
+    """A finished ICH run (1 slice epoch, embeddings, 2 sequence epochs) on `tiny_ich`."""
+    return tiny.run("ich")
 
 
 def csv_rows(path: Path) -> list[list[str]]:
@@ -79,94 +220,3 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
         timeout=timeout,
         env={**os.environ, "COLUMNS": "200"},
     )
-
-
-TINY_MRNET_TRAIN = (
-    "data.image_size=32",
-    "data.num_workers=0",
-    "predict.num_workers=0",
-    "train.max_epochs=1",
-    "train.progress=quiet",
-)
-
-
-@pytest.fixture(scope="session")
-def tiny_mrnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 16-exam synthetic MRNet-v1.0 tree (parent folder returned)."""
-    from radlab.tasks.mrnet.synth import synthesize_mrnet
-
-    root = tmp_path_factory.mktemp("mrnet")
-    synthesize_mrnet(root, exams=16, seed=5, workers=1)
-    return root
-
-
-@pytest.fixture(scope="session")
-def tiny_mrnet_run(tiny_mrnet: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished one-epoch cpu-small MRNet run (three per-plane networks and the fusion)."""
-    from radlab.tasks.mrnet.train import train
-
-    run = tmp_path_factory.mktemp("mrnet-runs") / "tiny"
-    train(tiny_mrnet, run, "cpu-small", list(TINY_MRNET_TRAIN))
-    return run
-
-
-TINY_PNEUMONIA_TRAIN = (
-    "data.image_size=128",
-    "data.num_workers=0",
-    "predict.num_workers=0",
-    "train.max_epochs=1",
-    "train.batch_size=4",
-    "train.progress=quiet",
-)
-
-
-@pytest.fixture(scope="session")
-def tiny_pneumonia(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """24 synthetic patients at 128 px (train folder, test folder, label CSVs)."""
-    from radlab.tasks.pneumonia.synth import synthesize_pneumonia
-
-    root = tmp_path_factory.mktemp("pneumonia")
-    synthesize_pneumonia(root, patients=24, seed=3, size=128, workers=1)
-    return root
-
-
-@pytest.fixture(scope="session")
-def tiny_pneumonia_run(tiny_pneumonia: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished one-epoch cpu-small detector run on `tiny_pneumonia`."""
-    from radlab.tasks.pneumonia.train import train
-
-    run = tmp_path_factory.mktemp("pneumonia-runs") / "tiny"
-    train(tiny_pneumonia, run, "cpu-small", list(TINY_PNEUMONIA_TRAIN))
-    return run
-
-
-TINY_ICH_TRAIN = (
-    "data.image_size=64",
-    "data.num_workers=0",
-    "predict.num_workers=0",
-    "train.max_epochs=1",
-    "train.progress=quiet",
-    "sequence.max_epochs=2",
-    "sequence.keep_epochs=2",
-    "sequence.progress=quiet",
-)
-
-
-@pytest.fixture(scope="session")
-def tiny_ich(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """12 synthetic CT series at 64 px (train and test folders, labels, one corrupt training file)."""
-    from radlab.tasks.ich.synth import synthesize_ich
-
-    root = tmp_path_factory.mktemp("ich")
-    synthesize_ich(root, series=12, seed=2, size=64, workers=1)
-    return root
-
-
-@pytest.fixture(scope="session")
-def tiny_ich_run(tiny_ich: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished ICH run (1 slice epoch, embeddings, 2 sequence epochs) on `tiny_ich`."""
-    from radlab.tasks.ich.train import train
-
-    run = tmp_path_factory.mktemp("ich-runs") / "tiny"
-    train(tiny_ich, run, "cpu-small", list(TINY_ICH_TRAIN))
-    return run

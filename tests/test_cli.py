@@ -1,12 +1,10 @@
-import json
-
 import pytest
 import typer.main
 from typer.testing import CliRunner
 
 from radlab.cli import DEMO_MARKER, app, prepare_demo_folder
 from radlab.core.errors import RadlabError
-from tests.conftest import TINY_ICH_TRAIN, TINY_MRNET_TRAIN, TINY_PNEUMONIA_TRAIN, TINY_TRAIN, run_cli
+from tests.conftest import run_cli
 
 
 def _command_paths() -> list[list[str]]:
@@ -24,9 +22,9 @@ def _command_paths() -> list[list[str]]:
 
 def test_every_task_contributes_its_commands():
     paths = {" ".join(p) for p in _command_paths()}
-    for task in ("mura", "mrnet", "pneumonia", "ich"):
+    for task in ("mura", "mrnet", "pneumonia", "ich", "toy"):
         assert {f"{task} train", f"{task} predict", f"{task} evaluate", f"synth {task}"} <= paths
-    assert {"codalab mura", "codalab mrnet"} <= paths
+    assert {"codalab mura", "codalab mrnet", "codalab toy"} <= paths and "codalab ich" not in paths
 
 
 @pytest.mark.parametrize("command", _command_paths(), ids=lambda p: " ".join(p) or "radlab")
@@ -58,38 +56,6 @@ def test_demo_folder_is_reused_only_if_a_demo_made_it(tmp_path):
     (target / "old").write_text("x")
     assert prepare_demo_folder(tmp_path / "demo", "mura") == target and not target.exists()
     assert (tmp_path / "demo" / DEMO_MARKER).exists()
-
-
-def test_mura_demo_prints_the_official_json_line(tmp_path, capsys):
-    from radlab.tasks.mura.demo import run_demo
-
-    official = run_demo(tmp_path, studies=40, overrides=TINY_TRAIN)
-    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert line == official and list(line)[-3:] == ["Overall_Mean", "Overall_Lower", "Overall_Upper"]
-
-
-def test_mrnet_demo_prints_the_official_json_line(tmp_path, capsys):
-    from radlab.tasks.mrnet.demo import run_demo
-
-    scores = run_demo(tmp_path, exams=16, overrides=TINY_MRNET_TRAIN)
-    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert line == scores and list(line) == ["Abnormal_AUROC", "ACL_AUROC", "Meniscus_AUROC", "Average_AUROC"]
-
-
-def test_pneumonia_demo_prints_the_evaluators_json_line(tmp_path, capsys):
-    from radlab.tasks.pneumonia.demo import run_demo
-
-    result = run_demo(tmp_path, patients=16, size=128, overrides=TINY_PNEUMONIA_TRAIN)
-    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert line == result["test"] and {"mAP", "precision_at", "images_scored"} <= set(line)
-
-
-def test_ich_demo_prints_the_evaluators_json_line(tmp_path, capsys):
-    from radlab.tasks.ich.demo import run_demo
-
-    result = run_demo(tmp_path, series=10, size=64, overrides=TINY_ICH_TRAIN)
-    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert line == result["test"] and "weighted_log_loss" in line
 
 
 @pytest.mark.parametrize("content", [None, "task: nosuchtask\n"])

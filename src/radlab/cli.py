@@ -1,4 +1,9 @@
-"""The `radlab` command: one Typer app; `radlab TASK VERB` dispatches to the task package.
+"""The `radlab` command: one Typer app generated from the task registry (core/task.py).
+
+Every registered task gets `radlab TASK train|predict|evaluate` (train and predict built in
+core/commands.py), `radlab synth TASK` and, where it has the capability, `radlab codalab TASK`; `demo`,
+`report`, `export`, `bench`, `explain` and `tune` take any task. Nothing here imports torch: the commands
+import what they run.
 
 Exit codes (shared/spec/cli.md): 0 success, 2 usage error, 1 data error with a one-line message.
 """
@@ -9,14 +14,14 @@ import shutil
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from radlab.core.config import read_yaml
+from radlab.core.commands import codalab_command, predict_command, train_command
 from radlab.core.console import info
-from radlab.core.errors import RadlabDataError, RadlabError
-from radlab.tasks import task_cli, task_module, task_names
+from radlab.core.errors import RadlabConfigError, RadlabDataError, RadlabError
+from radlab.core.task import Task, get_task, task_names, task_of_run, tasks
 
 DEMO_MARKER = ".radlab-demo"
 # Known noise from libraries (deprecations inside Lightning, expected states on resume); filtered only
@@ -29,7 +34,7 @@ _NOISE = (
 
 app = typer.Typer(
     name="radlab",
-    help="Reproducible recipes, official formats and metrics for MURA, MRNet, RSNA Pneumonia and RSNA ICH.",
+    help="Reproducible recipes, official formats and metrics for medical-imaging challenges.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -43,12 +48,22 @@ app.add_typer(synth_app, name="synth")
 app.add_typer(bench_app, name="bench")
 app.add_typer(codalab_app, name="codalab")
 
-for _name in task_names():
-    _module = task_cli(_name)
-    app.add_typer(_module.app, name=_name)
-    synth_app.command(_name)(_module.synth)
-    if hasattr(_module, "codalab"):
-        codalab_app.command(_name)(_module.codalab)
+for _task in tasks():
+    _task_app = typer.Typer(help=_task.help, no_args_is_help=True)
+    _task_app.command("train")(train_command(_task))
+    _task_app.command("predict")(predict_command(_task))
+    _task_app.command("evaluate")(_task.evaluate)
+    app.add_typer(_task_app, name=_task.name)
+    synth_app.command(_task.name)(_task.synth)
+    if _task.codalab is not None:
+        codalab_app.command(_task.name)(codalab_command(_task))
+
+
+def _task_option(value: str) -> Task:
+    try:
+        return get_task(value)
+    except RadlabConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @app.command()
@@ -57,13 +72,14 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for data, runs and outputs.")] = Path("radlab-demo"),
 ) -> None:
     """Synthetic data -> train (cpu-small) -> predict -> evaluate -> report, on the CPU in minutes."""
-    names = task_names() if task == "all" else [task]
-    if task != "all" and task not in task_names():
-        raise typer.BadParameter(f"unknown task {task!r}; choose from {', '.join(task_names())} or all")
-    for name in names:
-        target = prepare_demo_folder(out, name)
-        task_cli(name).demo(target)
-        info(f"report: {write_run_report(target / 'run')}")
+    from radlab.core.demo import run_demo
+    from radlab.core.report import report_run
+
+    chosen = [t for t in tasks() if t.demo is not None] if task == "all" else [_task_option(task)]
+    for one in chosen:
+        target = prepare_demo_folder(out, one.name)
+        run_demo(one, target)
+        info(f"report: {report_run(target / 'run')}")
 
 
 @app.command()
@@ -72,29 +88,9 @@ def report(
     out: Annotated[Path | None, typer.Option(help="HTML file to write (default RUN_DIR/report.html).")] = None,
 ) -> None:
     """One self-contained HTML file: config, training curves, curves and tables, pictures of the model's view."""
-    info(f"report written: {write_run_report(run_dir, out)}")
+    from radlab.core.report import report_run
 
-
-def write_run_report(run_dir: Path, out: Path | None = None) -> Path:
-    """The report of a run of any task (the task is read from the run's config.yaml)."""
-    from radlab.core.report import write_report
-
-    task = run_task(run_dir)
-    sections = task_module(task, "report").sections(run_dir)
-    return write_report(run_dir, f"radlab {task}: {run_dir.resolve().name}", sections, out)
-
-
-def run_task(run_dir: Path) -> str:
-    """The task a run directory belongs to, from its config.yaml."""
-    config_path = run_dir / "config.yaml"
-    if not config_path.is_file() and (run_dir / "ensemble.json").is_file():
-        raise RadlabDataError(run_dir, "is a --folds ensemble; give one of its folds (e.g. fold0/) to this command")
-    if not config_path.is_file():
-        raise RadlabDataError(config_path, "missing: not a radlab run directory (train first)")
-    task = read_yaml(config_path, "run config").get("task")
-    if task not in task_names():
-        raise RadlabDataError(config_path, f"names no known task ({task!r})")
-    return str(task)
+    info(f"report written: {report_run(run_dir, out)}")
 
 
 @app.command()
@@ -102,7 +98,7 @@ def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by `radlab TASK train`.")],
     format: Annotated[str, typer.Option("--format", help="onnx (opset 17).")] = "onnx",
     int8: Annotated[bool, typer.Option("--int8", help="Also write model.int8.onnx (static quantisation).")] = False,
-    calibration: Annotated[int, typer.Option(help="Training images that calibrate the int8 model.")] = 64,
+    calibration: Annotated[int, typer.Option(min=1, help="Training images that calibrate the int8 model.")] = 64,
     data_root: Annotated[
         Path | None, typer.Option(help="The training data (default: the folder the run was trained on).")
     ] = None,
@@ -110,24 +106,12 @@ def export(
     """RUN/model.onnx for `predict --engine onnx` (and RUN/model.int8.onnx for `--engine int8`)."""
     if format != "onnx":
         raise typer.BadParameter(f"unknown format {format!r}; onnx is the one radlab writes")
-    task = run_task(run_dir)
-    try:
-        module = task_module(task, "export")
-    except ModuleNotFoundError:
-        raise RadlabError(f"export is not available for {task}") from None
-    module.export(run_dir, int8=int8, calibration=calibration, data_root=data_root)
+    from radlab.core.infer.export import export_run
+
+    export_run(task_of_run(run_dir), run_dir, int8=int8, calibration=calibration, data_root=data_root)
 
 
-def _bench_function(task: str, kind: str):
-    if task not in task_names():
-        raise typer.BadParameter(f"unknown task {task!r}; choose from {', '.join(task_names())}")
-    try:
-        return getattr(task_module(task, "bench"), f"bench_{kind}")
-    except (ModuleNotFoundError, AttributeError):
-        raise RadlabError(f"no `bench {kind}` for {task}") from None
-
-
-def _print_bench(result: dict, as_json: bool) -> None:
+def _print_bench(result: dict[str, Any], as_json: bool) -> None:
     import json
 
     if as_json:
@@ -142,31 +126,29 @@ def bench_infer(
     task: Annotated[str, typer.Option(help="The task to measure.")] = "mura",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     images: Annotated[
-        int | None, typer.Option(help="Synthetic items to predict: images (MURA), exams (MRNet).")
+        int | None, typer.Option(min=1, help="Synthetic items to predict: images, exams or slices, as the task reads.")
     ] = None,
-    repeats: Annotated[int, typer.Option(help="Interleaved timed repeats (median ratio).")] = 3,
+    repeats: Annotated[int, typer.Option(min=1, help="Interleaved timed repeats (median ratio).")] = 3,
     config: Annotated[str, typer.Option(help="Preset or YAML for the model (when no --model).")] = "paper",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config overrides, a.b=c.")] = None,
     model: Annotated[Path | None, typer.Option(help="Measure this trained run instead of a fresh model.")] = None,
     engine: Annotated[
         list[str] | None, typer.Option(help="torch, onnx, int8 (repeatable; default: every engine the task has).")
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Loader processes on radlab's side.")] = None,
+    workers: Annotated[int | None, typer.Option(min=0, help="Loader processes on radlab's side.")] = None,
 ) -> None:
     """Prediction: the reference loop against what `radlab TASK predict` runs, on the same synthetic inputs."""
-    from radlab.core.infer import ENGINES
+    from radlab.core.bench.spec import bench_infer as measure
 
-    unknown = sorted(set(engine or ()) - set(ENGINES))
-    if unknown:
-        raise RadlabError(f"unknown engine {unknown[0]!r}; choose from {', '.join(ENGINES)}")
-    options = {"images": images, "engines": tuple(engine) if engine else None}
-    result = _bench_function(task, "infer")(
+    result = measure(
+        _task_option(task),
+        items=images,
         repeats=repeats,
         config_name=config,
         overrides=set_ or [],
         model_dir=model,
+        engines=tuple(engine) if engine else None,
         workers=workers,
-        **{key: value for key, value in options.items() if value is not None},
     )
     _print_bench(result, as_json)
 
@@ -175,17 +157,18 @@ def bench_infer(
 def bench_prep(
     task: Annotated[str, typer.Option(help="The task to measure.")] = "mura",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
-    images: Annotated[int, typer.Option(help="Synthetic files to preprocess.")] = 200,
-    repeats: Annotated[int, typer.Option(help="Interleaved timed repeats (median ratio).")] = 3,
+    images: Annotated[int, typer.Option(min=1, help="Synthetic files to preprocess.")] = 200,
+    repeats: Annotated[int, typer.Option(min=1, help="Interleaved timed repeats (median ratio).")] = 3,
     size: Annotated[int | None, typer.Option(help="Output size in px (default: the paper preset's).")] = None,
 ) -> None:
     """Decoding and preprocessing: the reference against radlab's path (cache, lookup-table windowing)."""
-    kwargs = {"size": size} if size is not None else {}
-    _print_bench(_bench_function(task, "prep")(images=images, repeats=repeats, **kwargs), as_json)
+    from radlab.core.bench.spec import bench_prep as measure
+
+    _print_bench(measure(_task_option(task), images=images, repeats=repeats, size=size), as_json)
 
 
-@app.command()
-def inspect(
+@app.command("inspect")
+def inspect_files(
     paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Files, or folders (walked).")],
 ) -> None:
     """One JSON line per image, DICOM or volume: kind, shape, dtype, DICOM tags, or the error."""
@@ -207,9 +190,10 @@ def explain(
     """Heat-maps of what a classifier looked at (CAM), or a detector's boxes, over the original image."""
     from radlab.core.explain import write_explanations
 
-    if task not in task_names():
-        raise typer.BadParameter(f"unknown task {task!r}; choose from {', '.join(task_names())}")
-    explanations = task_module(task, "explain").explain(input_path, model)
+    chosen = _task_option(task)
+    if chosen.explain is None:
+        raise RadlabError(f"explain is not available for {chosen.name}")
+    explanations = chosen.explain.get()(input_path, model)
     if not explanations:
         raise RadlabDataError(input_path, "nothing could be explained (see the warnings above)")
     written = write_explanations(out, explanations)
@@ -240,15 +224,10 @@ def tune(
     the study. Every worker ends by writing OUT/best.yaml (train --config OUT/best.yaml) and OUT/trials.csv."""
     from radlab.core.tune.study import run_tuning
 
-    if task not in task_names():
-        raise typer.BadParameter(f"unknown task {task!r}; choose from {', '.join(task_names())}")
-    try:
-        spec = task_module(task, "tune").tuning()
-    except ModuleNotFoundError:
-        raise RadlabError(f"tune is not available for {task}") from None
-    folder = out or Path(f"tune-{task}")
+    chosen = _task_option(task)
+    folder = out or Path(f"tune-{chosen.name}")
     summary = run_tuning(
-        spec, data_root, folder, trials, storage, study_name, config, set_ or [], timeout_s=timeout, seed=seed
+        chosen, data_root, folder, trials, storage, study_name, config, set_ or [], timeout_s=timeout, seed=seed
     )
     line = (
         f"study {summary['study']}: {summary['trials']} trials ({summary['complete']} complete, "
@@ -258,7 +237,7 @@ def tune(
         best = ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary["best_params"].items()
         )
-        line += f"; best trial {summary['best_trial']}: {spec.objective.name} {summary['best_value']:.4f} ({best})"
+        line += f"; best trial {summary['best_trial']}: {chosen.objective.metric} {summary['best_value']:.4f} ({best})"
         line += f"; preset {folder / 'best.yaml'}"
     info(line)
 

@@ -4,7 +4,12 @@ import pytest
 
 from radlab.core.config import deep_merge, parse_overrides
 from radlab.core.errors import RadlabConfigError
-from radlab.tasks.mura.config import MuraConfig, load_mura_config
+from radlab.core.task import get_task
+from radlab.tasks.mura.config import MuraConfig
+
+
+def load_mura_config(name_or_path=None, overrides=()):
+    return get_task("mura").load_config(name_or_path, overrides)
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,9 @@ def test_launch_flags_become_overrides_of_the_engine_section(kwargs, expected):
 
 
 def test_overrides_reach_the_validated_config():
-    from radlab.tasks.mura.config import load_mura_config
+    from radlab.core.task import get_task
 
-    config = load_mura_config("cpu-small", scaling_overrides("0,1", "ddp", 2, "gpu"))
+    config = get_task("mura").load_config("cpu-small", scaling_overrides("0,1", "ddp", 2, "gpu"))
     assert (config.train.devices, config.train.strategy, config.train.num_nodes, config.train.accelerator) == (
         "0,1",
         "ddp",

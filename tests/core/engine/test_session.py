@@ -6,7 +6,7 @@ import pytest
 
 from radlab.core.engine.session import is_primary_process, open_run
 from radlab.core.errors import RadlabError
-from radlab.tasks.mura.config import MuraConfig, load_mura_config
+from radlab.core.task import get_task
 
 
 @pytest.mark.parametrize(
@@ -26,13 +26,13 @@ def test_a_secondary_rank_neither_creates_nor_refuses_the_run_directory(monkeypa
     for name in ("RANK", "NODE_RANK", "SLURM_PROCID", "GROUP_RANK"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LOCAL_RANK", "0")
-    run, config, checkpoint = open_run(tmp_path / "run", MuraConfig, load_mura_config, "cpu-small", [], False)
+    run, config, checkpoint = open_run(tmp_path / "run", get_task("mura"), "cpu-small", [], False)
     assert run.config.is_file() and checkpoint is None
     with pytest.raises(RadlabError, match="already holds a training run"):
-        open_run(tmp_path / "run", MuraConfig, load_mura_config, "cpu-small", [], False)
+        open_run(tmp_path / "run", get_task("mura"), "cpu-small", [], False)
     monkeypatch.setenv("LOCAL_RANK", "1")  # the worker Lightning starts beside rank 0
     before = run.config.read_text()
-    _, same, _ = open_run(tmp_path / "run", MuraConfig, load_mura_config, "cpu-small", [], False)
+    _, same, _ = open_run(tmp_path / "run", get_task("mura"), "cpu-small", [], False)
     assert same == config and run.config.read_text() == before
-    _, other, _ = open_run(tmp_path / "elsewhere", MuraConfig, load_mura_config, "cpu-small", [], False)
+    _, other, _ = open_run(tmp_path / "elsewhere", get_task("mura"), "cpu-small", [], False)
     assert not (tmp_path / "elsewhere").exists() and other == config

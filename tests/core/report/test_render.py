@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from radlab.cli import write_run_report
+from radlab.core.report import report_run as write_run_report
+from radlab.core.task import task_names
 
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -69,10 +70,10 @@ def render(page_path: Path) -> Rendered:
     return Rendered(errors, requests, np.asarray(Image.open(io.BytesIO(shot)).convert("RGB")), title)
 
 
-@pytest.mark.parametrize("run_fixture", ["tiny_run", "tiny_mrnet_run", "tiny_pneumonia_run", "tiny_ich_run"])
-def test_report_renders_offline_with_no_error_and_is_not_blank(run_fixture, request, tmp_path):
+@pytest.mark.parametrize("name", task_names())
+def test_report_renders_offline_with_no_error_and_is_not_blank(name, tiny, tmp_path):
     _chromium()
-    run = request.getfixturevalue(run_fixture)
+    run = tiny.run(name)
     page_path = write_run_report(run, tmp_path / "report.html")
     rendered = render(page_path)
     assert rendered.console_errors == []

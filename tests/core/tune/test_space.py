@@ -41,13 +41,12 @@ def test_corners_are_the_range_ends_or_every_choice():
 
 
 def test_every_task_preset_declares_a_space_its_config_accepts():
-    from radlab.tasks import task_module, task_names
+    from radlab.core.task import tasks
 
-    for task in task_names():
-        spec = task_module(task, "tune").tuning()
+    for task in tasks():
         for preset in ("paper", "cpu-small"):
-            tune = spec.load_config(preset, []).tune
-            assert isinstance(tune, TuneConfig) and tune.space, (task, preset)
+            tune = task.load_config(preset, []).tune
+            assert isinstance(tune, TuneConfig) and tune.space, (task.name, preset)
             for key, param in tune.space.items():
                 for value in param.corners():
-                    spec.load_config(preset, [f"{key}={value}"])
+                    task.load_config(preset, [f"{key}={value}"])

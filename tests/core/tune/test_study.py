@@ -1,5 +1,4 @@
 import csv
-import dataclasses
 import os
 import subprocess
 import sys
@@ -8,12 +7,20 @@ import optuna
 import pytest
 
 from radlab.core.errors import RadlabConfigError, RadlabError
+from radlab.core.task import Task, get_task
 from radlab.core.tune.study import run_tuning, storage_url
-from radlab.tasks.mura.config import MuraConfig, load_mura_config
-from radlab.tasks.mura.tune import tuning
+from radlab.tasks.mura.config import MuraConfig
 from tests.conftest import TINY_TRAIN
 
 TRIAL_SETS = [*TINY_TRAIN, "train.max_epochs=2"]
+
+
+def tuning() -> Task:
+    return get_task("mura")
+
+
+def load_mura_config(path):
+    return get_task("mura").load_config(path)
 
 
 def _trial_sets():
@@ -49,12 +56,11 @@ def test_a_worker_with_another_base_config_cannot_join(tiny_mura, tmp_path):
         run_tuning(tuning(), tiny_mura, out, 1, config_name="cpu-small", overrides=[*TRIAL_SETS, "optim.lr=0.1"])
 
 
-def test_a_config_without_a_search_space_is_refused(tiny_mura, tmp_path):
-    spec = dataclasses.replace(
-        tuning(), load_config=lambda name, sets: MuraConfig.model_validate({"train": {"devices": 1}})
-    )
+def test_a_config_without_a_search_space_is_refused(tiny_mura, tmp_path, monkeypatch):
+    bare = MuraConfig.model_validate({"train": {"devices": 1}})
+    monkeypatch.setattr(Task, "load_config", lambda self, name=None, sets=(): bare)
     with pytest.raises(RadlabConfigError, match=r"declares no tune\.space"):
-        run_tuning(spec, tiny_mura, tmp_path / "tune", 1)
+        run_tuning(tuning(), tiny_mura, tmp_path / "tune", 1)
 
 
 @pytest.mark.parametrize(

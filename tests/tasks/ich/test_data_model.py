@@ -1,9 +1,15 @@
 import numpy as np
 import torch
 
-from radlab.tasks.ich.data import SequenceDataset, collate_sequences, load_windows, sequence_features
+from radlab.tasks.ich.data import (
+    SequenceDataset,
+    collate_sequences,
+    load_windows,
+    read_metadata,
+    sequence_features,
+    sequences,
+)
 from radlab.tasks.ich.formats import TRAIN_IMAGES
-from radlab.tasks.ich.metadata import read_metadata, sequences
 from radlab.tasks.ich.model import SequenceModel
 
 

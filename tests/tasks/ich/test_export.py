@@ -11,10 +11,9 @@ import pytest
 
 from radlab.core.config import read_yaml, validate_config
 from radlab.tasks.ich.config import IchConfig
-from radlab.tasks.ich.export import validation_series
+from radlab.tasks.ich.data import fold_rows, read_training_table
 from radlab.tasks.ich.formats import TEST_IMAGES, read_submission
-from radlab.tasks.ich.predict import predict_folder
-from radlab.tasks.ich.train import fold_rows, read_training_table
+from radlab.tasks.ich.predict import predict_folder, validation_series
 from tests.conftest import run_cli
 
 

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
+from radlab.core.engine.run_dir import RunDir
 from radlab.core.io.dicom import read_dicom
 from radlab.core.report import read_case_table
-from radlab.tasks.ich.explain import explain
 from radlab.tasks.ich.formats import SUBTYPES, TRAIN_IMAGES
-from radlab.tasks.ich.report import sections
+from radlab.tasks.ich.views import explain, sections
 
 
 def test_case_table_matches_the_validation_scores(tiny_ich_run):
@@ -25,11 +25,12 @@ def test_case_table_matches_the_validation_scores(tiny_ich_run):
 
 
 def test_sections_compare_both_stages_per_subtype(tiny_ich_run):
-    found = {section.title: section.body for section in sections(tiny_ich_run)}
+    metrics = json.loads((tiny_ich_run / "metrics.json").read_text())
+    cases = read_case_table(tiny_ich_run / "valid_predictions.csv")
+    found = {section.title: section.body for section in sections(RunDir(tiny_ich_run), metrics, cases)}
     table = found["Log loss per subtype (validation)"]
     assert all(f"<td>{name}</td>" in table for name in ("weighted", *SUBTYPES))
     assert "Gallery: any, with what the model looked at" in found
-    metrics = json.loads((tiny_ich_run / "metrics.json").read_text())
     left_out = metrics["skipped_files"] + metrics["unreadable_validation_images"]
     assert ("Files left out" in found) == bool(left_out)
 

@@ -1,8 +1,9 @@
 import json
 
+from radlab.core.engine.driver import train
+from radlab.core.task import get_task
 from radlab.tasks.ich.formats import SUBTYPES, TEST_IMAGES, read_submission
 from radlab.tasks.ich.synth import TEST_TRUTH
-from radlab.tasks.ich.train import train
 from tests.conftest import run_cli
 
 
@@ -28,7 +29,8 @@ def test_sequence_stage_alone_from_cached_embeddings(tiny_ich, tiny_ich_run, tmp
     run = tmp_path / "run"
     shutil.copytree(tiny_ich_run, run)
     (run / "slice" / "model.safetensors").unlink()  # proves the slice CNN is not needed
-    metrics = train(tiny_ich, run, None, ["sequence.max_epochs=3", "sequence.keep_epochs=1"], stage="sequence")
+    sets = ["sequence.max_epochs=3", "sequence.keep_epochs=1"]
+    metrics = train(get_task("ich"), tiny_ich, run, None, sets, stage="sequence")
     assert metrics["sequence_epochs_averaged"] == 1
     assert sorted(p.name for p in (run / "sequence" / "snapshots").iterdir()) == ["epoch_03.safetensors"]
 
@@ -69,6 +71,7 @@ def test_training_learns_and_the_sequence_model_beats_the_slice_cnn(tmp_path, on
 
     synthesize_ich(tmp_path / "data", series=40, seed=1, size=64, workers=2)
     metrics = train(
+        get_task("ich"),
         tmp_path / "data",
         tmp_path / "run",
         "cpu-small",

@@ -9,9 +9,8 @@ import shutil
 import numpy as np
 import pytest
 
-from radlab.tasks.mrnet.export import calibration_slices
 from radlab.tasks.mrnet.formats import PLANES, read_predictions, read_split_labels
-from radlab.tasks.mrnet.predict import predict_csv
+from radlab.tasks.mrnet.predict import calibration_slices, predict_csv
 from tests.conftest import run_cli
 
 

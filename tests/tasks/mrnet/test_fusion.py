@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 from radlab.tasks.mrnet.formats import PLANES
-from radlab.tasks.mrnet.fusion import apply_fusion, fit_fusion
+from radlab.tasks.mrnet.model import apply_fusion, fit_fusion
 
 
 def _data(n=200, seed=0):

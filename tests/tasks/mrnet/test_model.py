@@ -1,9 +1,11 @@
 import torch
 
+from radlab.core.task import get_task
 from radlab.core.transforms import VolumeTransform
-from radlab.tasks.mrnet.config import load_mrnet_config
 from radlab.tasks.mrnet.data import MRNetDataset, collate_exams
 from radlab.tasks.mrnet.model import build_unit_model, units_for
+
+load_mrnet_config = get_task("mrnet").load_config
 
 
 def test_paper_layout_is_nine_networks_per_plane_layout_three():

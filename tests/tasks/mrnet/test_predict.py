@@ -4,7 +4,8 @@ import shutil
 import numpy as np
 import pytest
 
-from radlab.tasks.mrnet.codalab import build_bundle
+from radlab.core.infer.bundle import build_bundle
+from radlab.core.task import get_task
 from radlab.tasks.mrnet.formats import PLANES, read_predictions, read_split_labels
 from radlab.tasks.mrnet.predict import predict_csv
 from tests.conftest import run_cli
@@ -89,7 +90,7 @@ def test_codalab_bundle(tiny_mrnet_run, tiny_mrnet, valid_ids, tmp_path):
     import subprocess
     import sys
 
-    build_bundle(tiny_mrnet_run, tmp_path / "bundle")
+    build_bundle(get_task("mrnet"), tiny_mrnet_run, tmp_path / "bundle")
     (tiny_mrnet / "in.csv").write_text(_paths(valid_ids, [PLANES] * len(valid_ids)))
     try:
         result = subprocess.run(

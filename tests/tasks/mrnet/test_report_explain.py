@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
+from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
 from radlab.core.metrics import roc_auc
-from radlab.core.report import read_case_table
-from radlab.tasks.mrnet.explain import explain, plane_of_path
+from radlab.core.report import CASES_FILE, read_case_table
 from radlab.tasks.mrnet.formats import PLANES, TASKS
-from radlab.tasks.mrnet.report import sections
+from radlab.tasks.mrnet.views import explain, plane_of_path, sections
 
 
 def test_case_table_gives_the_official_validation_aurocs(tiny_mrnet_run):
@@ -26,7 +26,9 @@ def test_case_table_gives_the_official_validation_aurocs(tiny_mrnet_run):
 
 
 def test_sections_hold_the_plane_table_and_one_gallery_per_task(tiny_mrnet_run):
-    titles = [section.title for section in sections(tiny_mrnet_run)]
+    run = RunDir(tiny_mrnet_run)
+    found = sections(run, run.read_json("metrics.json"), read_case_table(run.file(CASES_FILE)))
+    titles = [section.title for section in found]
     assert titles[0] == "AUROC per task and plane (validation)"
     assert sum(title.startswith("Gallery: ") for title in titles) == len(TASKS)
 

@@ -1,9 +1,10 @@
 import numpy as np
 
 from radlab.core.engine.callbacks import read_history
+from radlab.core.engine.driver import train
 from radlab.core.engine.run_dir import RunDir
+from radlab.core.task import get_task
 from radlab.tasks.mrnet.synth import synthesize_mrnet
-from radlab.tasks.mrnet.train import train
 from tests.conftest import TINY_MRNET_TRAIN, run_cli
 
 
@@ -28,6 +29,7 @@ def test_resume_skips_finished_units(tiny_mrnet, tiny_mrnet_run):
 
 def test_planes_and_tasks_subsets_with_out_of_fold_fusion(tiny_mrnet, tmp_path):
     metrics = train(
+        get_task("mrnet"),
         tiny_mrnet,
         tmp_path / "run",
         "paper",
@@ -53,6 +55,7 @@ def test_planes_and_tasks_subsets_with_out_of_fold_fusion(tiny_mrnet, tmp_path):
 def test_training_beats_chance_where_the_finding_is_visible(tmp_path, one_thread):
     synthesize_mrnet(tmp_path / "data", exams=72, seed=11, workers=2)
     metrics = train(
+        get_task("mrnet"),
         tmp_path / "data",
         tmp_path / "run",
         "cpu-small",

@@ -3,13 +3,14 @@ import subprocess
 import sys
 import sysconfig
 
-from radlab.tasks.mura.codalab import build_bundle
+from radlab.core.infer.bundle import build_bundle
+from radlab.core.task import get_task
 from radlab.tasks.mura.predict import predict_csv
 
 
 def test_bundle_runs_the_codalab_command_without_radlab_installed(tiny_run, tiny_mura, tmp_path):
     bundle = tmp_path / "bundle"
-    build_bundle(tiny_run, bundle)
+    build_bundle(get_task("mura"), tiny_run, bundle)
     assert (bundle / "src" / "model" / "model.safetensors").is_file()
     assert (bundle / "src" / "vendor" / "radlab" / "tasks" / "mura" / "predict.py").is_file()
 
@@ -51,6 +52,6 @@ def test_bundle_runs_the_codalab_command_without_radlab_installed(tiny_run, tiny
 
 
 def test_bundle_usage_error(tiny_run, tmp_path):
-    build_bundle(tiny_run, tmp_path / "b")
+    build_bundle(get_task("mura"), tiny_run, tmp_path / "b")
     result = subprocess.run([sys.executable, str(tmp_path / "b/src/predict.py")], capture_output=True, text=True)
     assert result.returncode == 2 and "usage:" in result.stderr

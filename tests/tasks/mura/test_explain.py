@@ -8,7 +8,7 @@ import pytest
 
 from radlab.core.errors import RadlabDataError
 from radlab.core.io.images import read_image
-from radlab.tasks.mura.explain import explain
+from radlab.tasks.mura.views import explain
 from tests.conftest import run_cli
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from radlab.tasks.mura.pooling import StudyPooler
+from radlab.tasks.mura.data import StudyPooler
 
 
 @pytest.mark.parametrize(("pooling", "expected"), [("mean", [0.5, 0.9, np.nan]), ("max", [0.8, 0.9, np.nan])])

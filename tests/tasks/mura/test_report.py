@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 
+from radlab.core.engine.run_dir import RunDir
 from radlab.core.report import read_case_table
 from radlab.tasks.mura.formats import STUDY_TYPES
-from radlab.tasks.mura.report import sections
+from radlab.tasks.mura.views import sections
 from tests.conftest import run_cli
 
 
@@ -20,7 +22,9 @@ def test_training_writes_one_case_per_validation_study(tiny_mura, tiny_run):
 
 
 def test_sections_hold_the_kappa_table_curves_and_gallery(tiny_run):
-    found = {section.title: section.body for section in sections(tiny_run)}
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    cases = read_case_table(tiny_run / "valid_predictions.csv")
+    found = {section.title: section.body for section in sections(RunDir(tiny_run), metrics, cases)}
     assert list(found) == [
         "Kappa per study type (validation)",
         "ROC and precision-recall (validation)",

@@ -9,12 +9,17 @@ import pytest
 
 from radlab.core.engine.callbacks import read_history
 from radlab.core.engine.checkpoint_io import load_checkpoint_file
+from radlab.core.engine.driver import train as train_task
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.models import load_weights
+from radlab.core.task import get_task
 from radlab.tasks.mura.data import MuraDataset
 from radlab.tasks.mura.synth import synthesize_mura
-from radlab.tasks.mura.train import train
 from tests.conftest import TINY_TRAIN, run_cli
+
+
+def train(*args, **kwargs):
+    return train_task(get_task("mura"), *args, **kwargs)
 
 
 def _sets(*overrides):
@@ -28,6 +33,7 @@ def test_run_directory_holds_what_the_spec_lists(tiny_run):
     assert sorted(p.suffix for p in tiny_run.rglob("*") if p.is_file()) == [
         ".csv",
         ".csv",
+        ".json",
         ".json",
         ".json",
         ".safetensors",
@@ -219,8 +225,8 @@ def test_ddp_on_the_cpu_with_two_processes_writes_one_run_directory(tiny_mura, t
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in run.iterdir())
     assert names == sorted(
-        ["checkpoints", "config.yaml", "data_stats.json", "history.csv", "metrics.json", "model.safetensors",
-         "valid_predictions.csv"]
+        ["checkpoints", "config.yaml", "data.json", "data_stats.json", "history.csv", "metrics.json",
+         "model.safetensors", "valid_predictions.csv"]
     )  # fmt: skip
     assert not list(run.rglob("*.tmp")) and [row["epoch"] for row in read_history(run / "history.csv")] == ["1"]
     # Validation gathered from both ranks: each study's probability averages all its images, as predict does.

@@ -13,8 +13,7 @@ import torch
 
 from radlab.core.infer.onnx import OnnxRuntimeModel
 from radlab.tasks.pneumonia.formats import TEST_IMAGES, read_submission
-from radlab.tasks.pneumonia.model import load_detector
-from radlab.tasks.pneumonia.predict import predict_folder
+from radlab.tasks.pneumonia.predict import load_run, predict_folder
 from tests.conftest import run_cli
 
 
@@ -47,8 +46,8 @@ def test_export_writes_the_network_with_its_level_sizes_and_compares_engines(exp
 
 
 def test_onnx_detector_gives_torchs_detections(exported):
-    _, detector = load_detector(exported)
-    _, onnx_detector = load_detector(exported, "onnx")
+    _, detector = load_run(exported)
+    _, onnx_detector = load_run(exported, "onnx")
     pixels = torch.rand(3, 1, 128, 128) * 255
     with torch.inference_mode():
         expected, got = detector(pixels, detect=True), onnx_detector(pixels, detect=True)

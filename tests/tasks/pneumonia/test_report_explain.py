@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 
+from radlab.core.engine.run_dir import RunDir
 from radlab.core.io.dicom import read_dicom_image
-from radlab.tasks.pneumonia.explain import explain
-from radlab.tasks.pneumonia.report import sections
+from radlab.tasks.pneumonia.views import explain, sections
 
 
 def test_validation_detections_hold_every_validation_image(tiny_pneumonia_run):
@@ -21,13 +21,14 @@ def test_validation_detections_hold_every_validation_image(tiny_pneumonia_run):
 
 
 def test_sections_hold_the_sweep_and_the_box_gallery(tiny_pneumonia_run):
-    titles = [section.title for section in sections(tiny_pneumonia_run)]
+    metrics = json.loads((tiny_pneumonia_run / "metrics.json").read_text())
+    titles = [section.title for section in sections(RunDir(tiny_pneumonia_run), metrics, None)]
     assert titles == ["mAP against score threshold", "Predicted (red) against true (green) boxes, validation"]
 
 
 def test_explain_draws_the_predicted_boxes_on_the_original(tiny_pneumonia, tiny_pneumonia_run, monkeypatch):
     path = sorted((tiny_pneumonia / "stage_2_test_images").glob("*.dcm"))[0]
-    from radlab.tasks.pneumonia import explain as module
+    from radlab.tasks.pneumonia import views as module
 
     box = np.array([[10.0, 20.0, 30.0, 40.0]])
     monkeypatch.setattr(module.PneumoniaExplainer, "detect", lambda self, pixels: (box, np.array([0.8]), 0.5))
@@ -39,7 +40,7 @@ def test_explain_draws_the_predicted_boxes_on_the_original(tiny_pneumonia, tiny_
 
 
 def test_detect_returns_boxes_inside_the_image(tiny_pneumonia, tiny_pneumonia_run):
-    from radlab.tasks.pneumonia.explain import PneumoniaExplainer
+    from radlab.tasks.pneumonia.views import PneumoniaExplainer
 
     path = sorted((tiny_pneumonia / "stage_2_test_images").glob("*.dcm"))[0]
     pixels = read_dicom_image(path)

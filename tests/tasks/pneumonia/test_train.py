@@ -1,11 +1,12 @@
 from radlab.core.engine.callbacks import read_history
-from radlab.tasks.pneumonia.config import load_pneumonia_config
+from radlab.core.engine.driver import train
+from radlab.core.task import get_task
+from radlab.tasks.pneumonia.data import fold_ids
 from radlab.tasks.pneumonia.synth import synthesize_pneumonia
-from radlab.tasks.pneumonia.train import fold_ids, train
 
 
 def test_folds_are_stratified_on_the_class_and_disjoint(tiny_pneumonia):
-    config = load_pneumonia_config("cpu-small")
+    config = get_task("pneumonia").load_config("cpu-small")
     seen = []
     for fold in range(4):
         train_ids, valid_ids = fold_ids(
@@ -19,6 +20,7 @@ def test_folds_are_stratified_on_the_class_and_disjoint(tiny_pneumonia):
 def test_training_lowers_the_loss_and_beats_chance(tmp_path, one_thread):
     synthesize_pneumonia(tmp_path / "data", patients=200, seed=5, size=128, workers=2)
     metrics = train(
+        get_task("pneumonia"),
         tmp_path / "data",
         tmp_path / "run",
         "cpu-small",

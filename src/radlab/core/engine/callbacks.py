@@ -7,19 +7,15 @@ import io
 import math
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import lightning as L
 import torch
 
 from radlab.core.console import info
+from radlab.core.engine.recipe import Recipe
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.io.atomic import atomic_write_text
-
-
-class ExportsBest(Protocol):
-    def export(self, run: RunDir, epoch: int) -> None:
-        """Write the deployable weights and the validation metrics of this epoch into the run."""
 
 
 class HistoryWriter(L.Callback):
@@ -105,8 +101,8 @@ class BestExporter(L.Callback):
         if self.best is not None and not self._improves(score):
             return
         self.best, self.best_epoch = score, trainer.current_epoch + 1
-        if trainer.is_global_zero:
-            pl_module.export(self.run, self.best_epoch)  # type: ignore[operator]
+        if trainer.is_global_zero and isinstance(pl_module, Recipe):
+            pl_module.export(self.run, self.best_epoch)
 
     def _improves(self, score: float) -> bool:
         if math.isnan(score):
@@ -123,7 +119,7 @@ class BestExporter(L.Callback):
         self.best_epoch = state_dict.get("best_epoch")
 
 
-def _format_row(row: dict[str, Any], max_epochs: int) -> str:
+def _format_row(row: dict[str, Any], max_epochs: int | None) -> str:
     parts = [f"epoch {row['epoch']}/{max_epochs}"]
     for key, value in row.items():
         if key in ("epoch", "seconds"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -29,3 +30,20 @@ class EngineConfig(StrictModel):
     seed: int = 0
     deterministic: bool = False
     progress: Literal["auto", "bar", "lines", "quiet"] = "auto"
+
+
+class BackboneConfig(StrictModel):
+    """The `model` keys every task shares: a timm backbone, its pretrained weights from the hub or from a
+    local file (safetensors; a pickle only with `trust_pickle`). Tasks subclass it with their defaults."""
+
+    backbone: str = "test_resnet"
+    pretrained: bool = True
+    weights_file: Path | None = None
+    trust_pickle: bool = False
+
+
+class PredictLoaderConfig(StrictModel):
+    """The `predict` keys every task shares: items per forward pass and loading processes."""
+
+    batch_size: int = Field(8, ge=1)
+    num_workers: int = Field(2, ge=0)

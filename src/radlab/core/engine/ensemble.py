@@ -65,7 +65,7 @@ def write_manifest(out: Path, task: str, folds: int, scores: list[dict[str, floa
     names = sorted({name for s in scores for name in s})
     summary = {}
     for name in names:
-        values = [s[name] for s in scores if s.get(name) is not None]
+        values = [value for s in scores if (value := s.get(name)) is not None]
         if values:
             sd = statistics.stdev(values) if len(values) > 1 else 0.0
             summary[name] = {"mean": statistics.fmean(values), "sd": sd}

@@ -25,7 +25,7 @@ def epoch_loader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle,
-        drop_last=shuffle and len(dataset) > batch_size,  # type: ignore[arg-type]
+        drop_last=shuffle and len(dataset) > batch_size,  # type: ignore[arg-type]  # map-style: has a length
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
         worker_init_fn=seed_worker_transforms,

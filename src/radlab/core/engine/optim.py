@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import torch
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 
 
 def adam_with_plateau(
@@ -17,7 +17,7 @@ def adam_with_plateau(
     factor: float = 0.1,
     patience: int = 1,
     monitor: str = "val/loss",
-) -> dict[str, Any]:
+) -> OptimizerLRSchedulerConfig:
     """Adam, with the learning rate multiplied by `factor` when `monitor` (a loss) stops improving."""
     optimizer = torch.optim.Adam(parameters, lr=lr, betas=betas, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=factor, patience=patience)

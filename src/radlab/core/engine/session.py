@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeVar
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any
 
 from radlab.core.config import config_to_yaml, deep_merge, parse_overrides, read_yaml, validate_config
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.errors import RadlabConfigError
+from radlab.core.errors import RadlabConfigError, RadlabError
 from radlab.core.io.atomic import atomic_write_text
 
-T = TypeVar("T", bound=BaseModel)
+if TYPE_CHECKING:
+    from radlab.core.task import Task
 
 
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "GROUP_RANK")
@@ -28,36 +27,42 @@ def is_primary_process() -> bool:
 
 def open_run(
     out: str | Path,
-    schema: type[T],
-    load_preset: Callable[[str | None, Sequence[str]], T],
+    task: Task,
     config_name: str | None,
     overrides: Sequence[str],
     resume: bool,
-) -> tuple[RunDir, T, Path | None]:
+    existing: bool = False,
+) -> tuple[RunDir, Any, Path | None]:
     """(run, config, checkpoint to resume from or None).
 
     A new run takes a preset or YAML file plus overrides, and the folder is only created once the config is
-    known to be good (check the data before calling). A resumed run takes its own saved config plus overrides
-    (--config cannot change it). The resolved config is written to RUN/config.yaml either way.
+    known to be good (check the data before calling). A resumed run, or an `existing` one that a later stage
+    continues, takes its own saved config plus overrides (--config cannot change it). The resolved config is
+    written to RUN/config.yaml either way.
     """
     run = RunDir(Path(out))
+    saved = resume or existing
     if not is_primary_process():
         # A DDP worker started by Lightning or torchrun: rank 0 owns the run directory.
-        config = (
-            validate_config(schema, deep_merge(read_yaml(run.config, "run config"), parse_overrides(overrides)))
-            if resume
-            else load_preset(config_name, overrides)
-        )
+        config = _saved_config(run, task, overrides) if saved else task.load_config(config_name, overrides)
         checkpoint = run.last_checkpoint if resume and run.last_checkpoint.is_file() else None
         return run, config, checkpoint
+    if saved and config_name is not None:
+        raise RadlabConfigError("--config cannot change an existing run; use --set key=value")
+    if existing and not run.config.is_file():
+        raise RadlabError(f"{run.root} holds no {task.name} run; train every stage first")
     if resume:
         checkpoint = run.start(resume=True)
-        if config_name is not None:
-            raise RadlabConfigError("--config cannot change a run being resumed; use --set key=value")
-        saved = read_yaml(run.config, "run config")
-        config = validate_config(schema, deep_merge(saved, parse_overrides(overrides)), source=str(run.config))
+        config = _saved_config(run, task, overrides)
+    elif existing:
+        checkpoint, config = None, _saved_config(run, task, overrides)
     else:
-        config = load_preset(config_name, overrides)
+        config = task.load_config(config_name, overrides)
         checkpoint = run.start(resume=False)
     atomic_write_text(run.config, config_to_yaml(config))
     return run, config, checkpoint
+
+
+def _saved_config(run: RunDir, task: Task, overrides: Sequence[str]) -> Any:
+    saved = read_yaml(run.config, "run config")
+    return validate_config(task.config, deep_merge(saved, parse_overrides(overrides)), source=str(run.config))

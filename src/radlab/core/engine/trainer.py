@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Literal, cast
 
 import lightning as L
 import torch
@@ -17,6 +18,9 @@ from radlab.core.engine.callbacks import BestExporter, HistoryWriter
 from radlab.core.engine.checkpoint_io import SafetensorsCheckpointIO
 from radlab.core.engine.config import EngineConfig
 from radlab.core.engine.run_dir import RunDir
+
+Resolved = Literal["32-true", "16-mixed", "bf16-mixed", "64-true"]
+"""A precision Lightning takes: what "auto" resolves to, or the one the config names."""
 
 
 class SafetensorsModelCheckpoint(ModelCheckpoint):
@@ -39,10 +43,10 @@ def extra_callbacks(*callbacks: L.Callback) -> Iterator[None]:
         _EXTRA_CALLBACKS.reset(token)
 
 
-def resolve_precision(precision: str, accelerator: str) -> str:
+def resolve_precision(precision: str, accelerator: str) -> Resolved:
     """ "auto" means mixed precision on a GPU (bf16 where supported) and full fp32 elsewhere."""
     if precision != "auto":
-        return precision
+        return cast(Resolved, precision)
     if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     return "32-true"

@@ -8,7 +8,7 @@ pytorch-grad-cam library on the last feature stage.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,12 +40,11 @@ def feature_map_cam(features: torch.Tensor, weight: torch.Tensor, bias: torch.Te
 def spatial_features(extractor: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """The last feature map (B, C, h, w) of a feature extractor made by create_feature_extractor (a timm model
     without classifier, or a torchvision trunk followed by global average pooling)."""
-    if hasattr(extractor, "forward_features"):
-        return extractor.forward_features(images)
-    trunk = getattr(extractor, "trunk", None)
-    if trunk is None:
+    forward = getattr(extractor, "forward_features", None) or getattr(extractor, "trunk", None)
+    if not callable(forward):
         raise TypeError(f"{type(extractor).__name__} exposes no feature map (forward_features or trunk)")
-    return trunk(images)
+    features: torch.Tensor = forward(images)
+    return features
 
 
 def _linear_head(backbone: nn.Module) -> nn.Linear | None:
@@ -54,14 +53,23 @@ def _linear_head(backbone: nn.Module) -> nn.Linear | None:
     return head if isinstance(head, nn.Linear) else None
 
 
+def _plain_cam_parts(classifier: nn.Module) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Linear] | None:
+    """(the backbone's feature-map forward, its linear head) when the classifier has both; plain CAM needs
+    them, Grad-CAM does not."""
+    backbone = getattr(classifier, "backbone", None)
+    head = _linear_head(backbone) if isinstance(backbone, nn.Module) else None
+    forward_features = getattr(backbone, "forward_features", None)
+    return (forward_features, head) if head is not None and callable(forward_features) else None
+
+
 @torch.no_grad()
 def plain_cam_applies(classifier: nn.Module, pixels: torch.Tensor, tolerance: float = 1e-4) -> bool:
     """Whether the plain CAM is exact for this model: its maps average to the model's own logits."""
-    backbone = getattr(classifier, "backbone", None)
-    head = _linear_head(backbone) if backbone is not None else None
-    if head is None or not hasattr(backbone, "forward_features"):
+    parts = _plain_cam_parts(classifier)
+    if parts is None:
         return False
-    features = backbone.forward_features(classifier.normalise(pixels))
+    forward_features, head = parts
+    features = forward_features(classifier.normalise(pixels))  # type: ignore[operator]  # an ImageClassifier
     if features.ndim != 4 or features.shape[1] != head.in_features:
         return False
     expected = classifier(pixels).float()
@@ -83,11 +91,11 @@ def class_activation_maps(
     classifier = classifier.eval()
     pixels = pixels.float()
     use_plain = method == "cam" or (method == "auto" and plain_cam_applies(classifier, pixels[:1]))
-    if use_plain:
+    parts = _plain_cam_parts(classifier) if use_plain else None
+    if parts is not None:
+        forward_features, head = parts
         with torch.no_grad():
-            backbone = classifier.backbone
-            head = _linear_head(backbone)
-            features = backbone.forward_features(classifier.normalise(pixels))
+            features = forward_features(classifier.normalise(pixels))  # type: ignore[operator]  # an ImageClassifier
             raw = feature_map_cam(features, head.weight, head.bias)
             logits = raw.mean(dim=(2, 3))
         chosen = list(range(raw.shape[1])) if classes is None else list(classes)

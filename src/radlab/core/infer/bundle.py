@@ -1,20 +1,25 @@
 """Self-contained submission bundles (CodaLab style): `python src/predict.py INPUT OUTPUT`.
 
-The bundle carries the trained run's files and a copy of radlab's own code, so the code that `radlab
-TASK predict` runs is the code that makes the submission, wherever radlab's dependencies are installed.
+The bundle carries the trained run's files and a copy of radlab's own code (and of the task's package,
+when the task lives outside radlab), so the code that `radlab TASK predict` runs is the code that makes
+the submission, wherever radlab's dependencies are installed. The task's package exposes its `TASK`.
 """
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import radlab
 from radlab.core.engine.ensemble import ENSEMBLE_FILE, is_ensemble, read_manifest
 from radlab.core.errors import RadlabDataError, RadlabError
 from radlab.core.io.atomic import atomic_write_text
+
+if TYPE_CHECKING:
+    from radlab.core.task import Task
 
 _ENTRY_POINT = '''"""Submission entry point for a radlab {title} model.
 
@@ -29,21 +34,23 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "vendor"))
 
-from {entry_module} import codalab_main  # noqa: E402
+from radlab.core.infer.bundle import bundle_main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(codalab_main(sys.argv[1:], HERE / "model"))
+    sys.exit(bundle_main("{package}", sys.argv[1:], HERE / "model"))
 '''
 
 
-def bundle_main(argv: list[str], usage: str, predict: Callable[[str, str], str]) -> int:
-    """What a bundle's predict.py runs: two arguments, `predict(input, output)` returning a summary line;
-    radlab's errors become one line and their exit code."""
+def bundle_main(package: str, argv: list[str], model_dir: Path) -> int:
+    """What a bundle's predict.py runs: the task of `package` predicts INPUT into OUTPUT with the bundled
+    model; radlab's errors become one line and their exit code."""
+    task: Task = importlib.import_module(package).TASK
+    assert task.codalab is not None  # a bundle is only built for a task that has the capability
     if len(argv) != 2:
-        print(f"usage: python src/predict.py {usage}", file=sys.stderr)
+        print(f"usage: python src/predict.py {task.codalab.usage}", file=sys.stderr)
         return 2
     try:
-        summary = predict(argv[0], argv[1])
+        summary = task.codalab.predict.get()(argv[0], argv[1], model_dir)
     except RadlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -51,11 +58,12 @@ def bundle_main(argv: list[str], usage: str, predict: Callable[[str, str], str])
     return 0
 
 
-def build_bundle(
-    run_dir: str | Path, out_dir: str | Path, *, entry_module: str, files: Sequence[str], title: str, usage: str
-) -> Path:
-    """Write OUT_DIR/src/{predict.py, model/<files>, vendor/radlab/}; `files` are glob patterns inside the run
-    (each must match at least one file). Returns the path of predict.py."""
+def build_bundle(task: Task, run_dir: str | Path, out_dir: str | Path) -> Path:
+    """Write OUT_DIR/src/{predict.py, model/<files>, vendor/radlab/ (and the task's package)}; the task's
+    `codalab.files` are glob patterns inside the run, each matching at least one file. Returns predict.py."""
+    if task.codalab is None:
+        raise RadlabError(f"no CodaLab bundle for {task.name}")
+    files: list[str] = list(task.codalab.files)
     run_dir = Path(run_dir)
     src = Path(out_dir) / "src"
     if src.exists():
@@ -73,8 +81,11 @@ def build_bundle(
         target = src / "model" / path.relative_to(run_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
-    package = Path(radlab.__file__).resolve().parent
-    shutil.copytree(package, src / "vendor" / "radlab", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    top_level = task.package.split(".")[0]
+    packages = {radlab.__name__, top_level}
+    for name in sorted(packages):
+        folder = Path(importlib.import_module(name).__file__ or "").resolve().parent
+        shutil.copytree(folder, src / "vendor" / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     entry = src / "predict.py"
-    atomic_write_text(entry, _ENTRY_POINT.format(title=title, usage=usage, entry_module=entry_module))
+    atomic_write_text(entry, _ENTRY_POINT.format(title=task.name, usage=task.codalab.usage, package=task.package))
     return entry

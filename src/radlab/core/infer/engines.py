@@ -10,7 +10,8 @@ from torch import nn
 
 from radlab.core.errors import RadlabConfigError
 
-ENGINES = {"torch": None, "onnx": "model.onnx", "int8": "model.int8.onnx"}
+ONNX_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
+ENGINES: dict[str, str | None] = {"torch": None, "onnx": ONNX_FILE, "int8": INT8_FILE}
 
 EngineOption = Annotated[
     str, typer.Option(help="torch, or onnx / int8: the files `radlab export` wrote (ONNX Runtime, CPU).")

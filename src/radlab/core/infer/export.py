@@ -1,17 +1,18 @@
-"""What every task's `radlab export` shares: its networks written as ONNX (and int8) files beside their
-weights, and the engines compared on validation data with the task's official metric.
+"""`radlab export` for every task: its networks written as ONNX (and int8) files beside their weights, and
+the engines compared on held-out data with the task's official metric, kept in RUN/export.json.
 
-A task names its *parts*: each network that takes pixels, the folder whose model.safetensors it came from,
-and where its int8 calibration batches come from. Predict then finds model.onnx / model.int8.onnx in the
-same folders (see engines.py).
+A task's `ExportSpec` names its *parts* (each network that takes pixels, the folder whose model.safetensors
+it came from, where its int8 calibration batches come from) and its held-out check (what to predict, how
+to score it). Predict then finds model.onnx / model.int8.onnx in the same folders (see engines.py).
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,11 +20,18 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from radlab.core.console import info
-from radlab.core.infer.engines import ENGINES
+from radlab.core.engine.run_dir import RunDir
+from radlab.core.errors import RadlabError
+from radlab.core.infer.engines import INT8_FILE, ONNX_FILE
 from radlab.core.infer.onnx import OPSET, OUTPUT, export_onnx, quantize_int8
 from radlab.core.infer.streaming import iterate_batches
 
+if TYPE_CHECKING:
+    from radlab.core.task import Task
+
 Calibration = Callable[[int], Iterable[np.ndarray]]
+Predictor = Callable[[str], tuple[float | None, np.ndarray]]
+"""engine -> (the official score of its held-out predictions, the values to compare across engines)."""
 
 
 @dataclass
@@ -36,6 +44,57 @@ class ExportPart:
     calibration: Calibration | None = None
     outputs: tuple[str, ...] = (OUTPUT,)
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """A run's held-out check: `predict(engine)` (see Predictor), and what the report records beside."""
+
+    predict: Predictor
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """What a task's export writes and checks.
+
+    `parts(run, loaded, data_root, held_out_apart)`: the networks of a loaded run, each written beside its
+    weights, calibrated on `data_root` (None without the training data; the run's held-out items left out of
+    calibration when `held_out_apart`).
+    `held_out(run, data_root, scratch)`: the check, on the run's held-out data, with files in `scratch`;
+    `metric` names the official score it reports."""
+
+    parts: Callable[[RunDir, Any, Path | None, bool], Sequence[ExportPart]]
+    held_out: Callable[[RunDir, Path, Path], HeldOut]
+    metric: str
+
+
+def export_run(
+    task: Task,
+    run_dir: str | Path,
+    *,
+    int8: bool = False,
+    calibration: int = 64,
+    data_root: str | Path | None = None,
+    validate: bool = True,
+) -> dict[str, Any]:
+    """Write a run's ONNX file(s) and RUN/export.json, which the report returns; `validate` also predicts
+    the run's held-out data with every engine when the training data is known (--int8 or --data-root)."""
+    if task.export is None:
+        raise RadlabError(f"export is not available for {task.name}")
+    spec = task.export.get()
+    run = RunDir(Path(run_dir))
+    loaded = task.load.get()(run.root)
+    known = int8 or data_root is not None
+    root = task.training.get().data_root(run.data_root(data_root)) if known else None
+    report = export_parts(run.root, spec.parts(run, loaded, root, validate), int8=int8, calibration=calibration)
+    if root is not None and validate:
+        with tempfile.TemporaryDirectory(prefix="radlab-export-") as scratch:
+            check = spec.held_out(run, root, Path(scratch))
+            report.update(check.details)
+            report["validation"] = compare_engines(exported_engines(report), check.predict, spec.metric)
+    run.write_json("export.json", report)
+    return report
 
 
 def readable_batches(dataset: Dataset, batch_size: int = 8, collate_fn: Callable | None = None) -> Iterator[np.ndarray]:
@@ -55,13 +114,13 @@ def export_parts(root: Path, parts: Sequence[ExportPart], *, int8: bool, calibra
     returns what RUN/export.json records: the opset and the files, relative to `root`."""
     files: list[str] = []
     for part in parts:
-        fp32 = export_onnx(part.module, part.example, part.folder / ENGINES["onnx"], OPSET, part.outputs, part.metadata)
+        fp32 = export_onnx(part.module, part.example, part.folder / ONNX_FILE, OPSET, part.outputs, part.metadata)
         files.append(fp32.relative_to(root).as_posix())
         info(f"wrote {fp32}")
         if int8:
             if part.calibration is None:
                 raise ValueError(f"no calibration data for {part.folder}")
-            quantized = quantize_int8(fp32, part.folder / ENGINES["int8"], part.calibration(calibration))
+            quantized = quantize_int8(fp32, part.folder / INT8_FILE, part.calibration(calibration))
             files.append(quantized.relative_to(root).as_posix())
             info(f"wrote {quantized} (static int8, calibrated on {calibration} training images)")
     report: dict[str, Any] = {"opset": OPSET, "files": files}
@@ -72,7 +131,7 @@ def export_parts(root: Path, parts: Sequence[ExportPart], *, int8: bool, calibra
 
 def exported_engines(report: dict[str, Any]) -> list[str]:
     """The engines an export report's files serve, torch first."""
-    return ["torch", "onnx"] + (["int8"] if any(f.endswith(ENGINES["int8"]) for f in report["files"]) else [])
+    return ["torch", "onnx"] + (["int8"] if any(f.endswith(INT8_FILE) for f in report["files"]) else [])
 
 
 def compare_engines(

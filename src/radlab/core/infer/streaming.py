@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -57,7 +57,7 @@ def iterate_batches(
         pin_memory=pin_memory,
         collate_fn=collate_fn,
     )
-    with _progress(len(dataset), description) as (progress, task):  # type: ignore[arg-type]
+    with _progress(len(dataset), description) as (progress, task):  # type: ignore[arg-type]  # map-style: has len
         for batch in loader:
             yield batch
             progress.advance(task, len(batch["index"]))
@@ -112,7 +112,7 @@ class _progress:
         )
         self.task = self.progress.add_task(description, total=total)
 
-    def __enter__(self) -> tuple[Progress, int]:
+    def __enter__(self) -> tuple[Progress, TaskID]:
         self.progress.start()
         return self.progress, self.task
 

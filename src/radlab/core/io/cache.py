@@ -18,7 +18,7 @@ import os
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +26,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from radlab.core.errors import RadlabDataError
 from radlab.core.io.atomic import atomic_write_text
+
+if TYPE_CHECKING:
+    from radlab.core.io.images import ColourMode
+    from radlab.core.transforms.image import ResizeMode
 
 INDEX = "index.json"
 
@@ -127,7 +131,7 @@ class PreprocessCache:
 
     def _extend(self, index, paths, keys, missing, decode, workers) -> dict[str, Any]:
         wanted = set(missing)
-        todo = {}
+        todo: dict[str, str] = {}
         for key, path in zip(keys, map(str, paths), strict=True):
             if key in wanted and not key.startswith("missing:"):
                 todo.setdefault(key, path)
@@ -185,11 +189,11 @@ class ResizedImage:
     """decode(path) for images: read (PIL, one colour mode) and resize as radlab's eval transform does,
     -> (S, S, C) uint8. Picklable, for loader workers."""
 
-    def __init__(self, size: int, resize: str = "stretch", colour: str = "L") -> None:
+    def __init__(self, size: int, resize: ResizeMode = "stretch", colour: ColourMode = "L") -> None:
         from radlab.core.transforms import build_image_transform
 
         self.params = {"kind": "image", "size": size, "resize": resize, "colour": colour, "version": 1}
-        self.transform = build_image_transform(size, resize=resize)  # type: ignore[arg-type]
+        self.transform = build_image_transform(size, resize=resize)
         self.colour = colour
         channels = 3 if colour == "RGB" else 1
         self.shape = (size, size, channels)
@@ -197,7 +201,7 @@ class ResizedImage:
     def __call__(self, path: str) -> np.ndarray:
         from radlab.core.io.images import read_image
 
-        image = self.transform.pipeline(image=read_image(path, self.colour))["image"]  # type: ignore[arg-type]
+        image = self.transform.pipeline(image=read_image(path, self.colour))["image"]
         return image.reshape(self.shape)
 
 
@@ -205,7 +209,7 @@ def cached_image_dataset(
     paths: Sequence[str | Path],
     cache_dir: str | Path,
     size: int,
-    resize: str = "stretch",
+    resize: ResizeMode = "stretch",
     augment: Callable[[np.ndarray], torch.Tensor] | None = None,
     workers: int = 0,
 ) -> CachedDataset:

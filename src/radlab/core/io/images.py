@@ -33,10 +33,9 @@ def read_image(path: str | Path, mode: ColourMode = "L") -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.load()
-                img = ImageOps.exif_transpose(img) or img
-                return to_uint8(img, mode)
+            with Image.open(path) as opened:
+                opened.load()
+                return to_uint8(ImageOps.exif_transpose(opened) or opened, mode)
     except FileNotFoundError:
         raise RadlabDataError(path, "file not found") from None
     except IsADirectoryError:

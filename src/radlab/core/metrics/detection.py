@@ -82,7 +82,8 @@ def mean_average_precision(
             continue
         per_image.append(score)
         for t in thresholds:
-            per_threshold[t].append(image_precision(gt, boxes, conf, (t,), comparison))  # type: ignore[arg-type]
+            at_t = image_precision(gt, boxes, conf, (t,), comparison)
+            per_threshold[t].append(float("nan") if at_t is None else at_t)
     if not per_image:
         return float("nan"), {t: float("nan") for t in thresholds}, 0
     return float(np.mean(per_image)), {t: float(np.mean(v)) for t, v in per_threshold.items()}, len(per_image)

@@ -20,6 +20,9 @@ class ImageClassifier(nn.Module):
     A 1-channel input is repeated to the backbone's channel count (grayscale X-rays into ImageNet nets).
     """
 
+    pixel_mean: torch.Tensor
+    pixel_std: torch.Tensor
+
     def __init__(self, backbone: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.backbone = backbone

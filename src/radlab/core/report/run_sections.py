@@ -16,7 +16,7 @@ from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
 from radlab.core.explain.explanation import Explanation
 from radlab.core.io.atomic import atomic_write_text
-from radlab.core.report.cases import CaseTable, confident_cases
+from radlab.core.report.cases import CASES_FILE, CaseTable, confident_cases, read_case_table
 from radlab.core.report.document import (
     Section,
     figure_html,
@@ -123,6 +123,24 @@ def case_gallery(
 
 def _short(case: str, keep: int = 48) -> str:
     return case if len(case) <= keep else "…" + case[-keep:]
+
+
+def missing_cases(run: RunDir) -> Section:
+    """What a report shows in place of the validation cases a run does not have."""
+    return Section("Validation cases", paragraph(f"{run.file(CASES_FILE)} is missing; retrain to get it."))
+
+
+def report_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """`radlab report`: the report of a run of any task (the task read from its config.yaml). The task's
+    sections get the run, its metrics.json (empty when missing) and its validation cases (None)."""
+    from radlab.core.task import task_of_run
+
+    task = task_of_run(run_dir)
+    run = RunDir(Path(run_dir))
+    metrics = json.loads(run.metrics.read_text(encoding="utf-8")) if run.metrics.is_file() else {}
+    cases = read_case_table(run.file(CASES_FILE)) if run.file(CASES_FILE).is_file() else None
+    sections = task.report.get()(run, metrics, cases) if task.report is not None else []
+    return write_report(run_dir, f"radlab {task.name}: {run.root.resolve().name}", sections, out)
 
 
 def write_report(run_dir: str | Path, title: str, task_sections: list[Section], out: str | Path | None = None) -> Path:

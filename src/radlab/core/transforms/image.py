@@ -75,6 +75,6 @@ def seed_worker_transforms(worker_id: int) -> None:
     info = torch.utils.data.get_worker_info()
     if info is None:
         return
-    transform = getattr(info.dataset, "transform", None)
-    if hasattr(transform, "set_random_seed"):
-        transform.set_random_seed(int(info.seed % 2**32))
+    reseed = getattr(getattr(info.dataset, "transform", None), "set_random_seed", None)
+    if callable(reseed):
+        reseed(int(info.seed % 2**32))

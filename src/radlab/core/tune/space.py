@@ -34,14 +34,18 @@ class ParamSpec(StrictModel):
         """The value an Optuna trial draws for this key."""
         if self.type == "categorical":
             return trial.suggest_categorical(name, self.choices)
+        low, high = self._range()
         if self.type == "int":
-            step = int(self.step or 1)
-            return trial.suggest_int(name, int(self.low), int(self.high), step=step, log=self.log)
-        return trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
+            return trial.suggest_int(name, int(low), int(high), step=int(self.step or 1), log=self.log)
+        return trial.suggest_float(name, low, high, step=self.step, log=self.log)
 
     def corners(self) -> list[Any]:
         """The extreme values, to check before any training that the config accepts them."""
-        return list(self.choices) if self.type == "categorical" else [self.low, self.high]
+        return list(self.choices or ()) if self.type == "categorical" else list(self._range())
+
+    def _range(self) -> tuple[float, float]:
+        assert self.low is not None and self.high is not None  # checked by _complete
+        return self.low, self.high
 
 
 class TuneConfig(StrictModel):

@@ -17,11 +17,8 @@ import socket
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any, Literal
 
 from radlab.core.config import config_to_yaml
 from radlab.core.console import info
@@ -31,29 +28,12 @@ from radlab.core.io.atomic import atomic_write_text
 from radlab.core.tune.pruning import PruningCallback
 from radlab.core.tune.space import TuneConfig
 
+if TYPE_CHECKING:
+    from radlab.core.task import Objective, Task
+
 ONE_DEVICE = "train.devices=1"
 HEARTBEAT_S = 30
 GRACE_S = 120
-
-
-@dataclass(frozen=True)
-class Objective:
-    """What a task optimises: the per-epoch metric the pruner watches and a trial's final value."""
-
-    name: str
-    direction: Literal["maximize", "minimize"]
-    epoch_metric: str
-    value: Callable[[dict[str, Any]], float | None]
-
-
-@dataclass(frozen=True)
-class TaskTuning:
-    """A task as tuning sees it: its train function, its config loader and its objective."""
-
-    task: str
-    train: Callable[[Path, Path, str | None, list[str], bool], dict[str, Any]]
-    load_config: Callable[[str | None, Sequence[str]], BaseModel]
-    objective: Objective
 
 
 def storage_url(storage: str | None, out: Path) -> str:
@@ -69,7 +49,7 @@ def storage_url(storage: str | None, out: Path) -> str:
 
 
 def run_tuning(
-    spec: TaskTuning,
+    task: Task,
     data_root: Path,
     out: Path,
     trials: int,
@@ -87,23 +67,26 @@ def run_tuning(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # One process per trial: parallelism comes from more workers (devices "auto" would start DDP on every GPU).
     trial_overrides = [ONE_DEVICE, *overrides]
-    base = spec.load_config(config_name, trial_overrides)
-    engine = base.train  # type: ignore[attr-defined]
+    base = task.load_config(config_name, trial_overrides)
+    engine = base.train
     if str(engine.devices) not in ("1", "[0]") or engine.num_nodes != 1 or "ddp" in str(engine.strategy):
         raise RadlabConfigError(
             "radlab tune trains each trial in one process on one device; start more workers instead "
             "(CUDA_VISIBLE_DEVICES=<i> per worker on a multi-GPU machine)"
         )
-    tune: TuneConfig = base.tune  # type: ignore[attr-defined]
+    tune: TuneConfig = base.tune
     if not tune.space:
         raise RadlabConfigError("this config declares no tune.space; add one to the preset (see the paper preset)")
     for key, param in tune.space.items():  # an unknown key or an out-of-range value fails now, not in trial 7
         for value in param.corners():
-            spec.load_config(config_name, [*trial_overrides, f"{key}={value}"])
+            task.load_config(config_name, [*trial_overrides, f"{key}={value}"])
     out.mkdir(parents=True, exist_ok=True)
-    name = study_name or f"radlab-{spec.task}"
-    study = _open_study(storage_url(storage, out), name, spec.objective.direction, tune, seed)
-    _check_same_base(study, spec.task, config_name, overrides)
+    name = study_name or f"radlab-{task.name}"
+    study = _open_study(storage_url(storage, out), name, task.objective.direction, tune, seed)
+    _check_same_base(study, task.name, config_name, overrides)
+    from radlab.core.engine.driver import train
+
+    held_out = task.training.get().held_out
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def objective(trial: optuna.Trial) -> float:
@@ -112,20 +95,22 @@ def run_tuning(
         trial.set_user_attr("worker", worker)
         trial.set_user_attr("run_dir", str(run_dir.resolve()))
         info(f"trial {trial.number}: " + ", ".join(f"{k}={_short(v)}" for k, v in params.items()))
-        pruner = PruningCallback(trial, spec.objective.epoch_metric)
+        pruner = PruningCallback(trial, task.objective.epoch_metric)
         sets = [*trial_overrides, *(f"{key}={value}" for key, value in params.items())]
         with extra_callbacks(pruner):
-            metrics = spec.train(data_root, run_dir, config_name, sets, False)
+            metrics = train(task, data_root, run_dir, config_name, sets, False)
         if pruner.pruned:
             raise optuna.TrialPruned(f"pruned after {pruner.step} validation epochs")
-        value = spec.objective.value(metrics)
+        value = task.objective.value(held_out(metrics))
         return float("nan") if value is None else float(value)
 
-    study.optimize(objective, n_trials=trials, timeout=timeout_s, callbacks=[_announce(spec.objective)])
-    return write_results(study, spec, out, config_name, overrides)
+    study.optimize(objective, n_trials=trials, timeout=timeout_s, callbacks=[_announce(task.objective)])
+    return write_results(study, task, out, config_name, overrides)
 
 
-def _open_study(url: str, name: str, direction: str, tune: TuneConfig, seed: int | None) -> Any:
+def _open_study(
+    url: str, name: str, direction: Literal["maximize", "minimize"], tune: TuneConfig, seed: int | None
+) -> Any:
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -188,7 +173,7 @@ def _check_same_base(study: Any, task: str, config_name: str | None, overrides: 
 def _announce(objective: Objective) -> Callable[[Any, Any], None]:
     def announce(study: Any, trial: Any) -> None:
         state = trial.state.name.lower()
-        value = "" if trial.value is None else f" {objective.name} {trial.value:.4f}"
+        value = "" if trial.value is None else f" {objective.metric} {trial.value:.4f}"
         try:
             best = f"; best so far: trial {study.best_trial.number} ({study.best_value:.4f})"
         except ValueError:
@@ -199,7 +184,7 @@ def _announce(objective: Objective) -> Callable[[Any, Any], None]:
 
 
 def write_results(
-    study: Any, spec: TaskTuning, out: Path, config_name: str | None, overrides: Sequence[str]
+    study: Any, task: Task, out: Path, config_name: str | None, overrides: Sequence[str]
 ) -> dict[str, Any]:
     """OUT/trials.csv (every trial of the study) and OUT/best.yaml (the best trial's full config)."""
     import optuna
@@ -219,10 +204,10 @@ def write_results(
     if not any(t.value is not None and math.isfinite(t.value) for t in completed):
         return summary
     best = study.best_trial
-    config = spec.load_config(config_name, [*overrides, *(f"{k}={v}" for k, v in best.params.items())])
+    config = task.load_config(config_name, [*overrides, *(f"{k}={v}" for k, v in best.params.items())])
     header = (
         f"# radlab tune: the best of {summary['complete']} complete trials of study {study.study_name!r}\n"
-        f"# trial {best.number}, {spec.objective.name} {best.value:.6g}; train with --config best.yaml\n"
+        f"# trial {best.number}, {task.objective.metric} {best.value:.6g}; train with --config best.yaml\n"
     )
     atomic_write_text(out / "best.yaml", header + config_to_yaml(config))
     summary.update(best_trial=best.number, best_value=best.value, best_params=best.params)

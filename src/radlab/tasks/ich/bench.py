@@ -1,17 +1,21 @@
 """`radlab bench prep|infer --task ich`: DICOM to the three-window stack at 480 px, and the whole prediction,
 the seeds' way against radlab's.
 
-Reference (the seed solutions): pydicom's `pixel_array`, a float HU image, each window computed on its own
-with `np.clip`, then the black-border crop and the resize. radlab: the loader training uses
+Prep. Reference (the seed solutions): pydicom's `pixel_array`, a float HU image, each window computed on
+its own with `np.clip`, then the black-border crop and the resize. radlab: the loader training uses
 (`load_windows`: one lookup table over the stored integer values gives all three windows). Both run in
 this one process with OpenCV on one thread, so the ratio is per core.
+
+Infer, on whole synthetic test series. Reference: one series at a time, each slice decoded by pydicom into
+a float HU image and windowed window by window, eager fp32 in contiguous memory under `torch.no_grad`,
+every TTA variant, then the sequence model. radlab: `predict_folder` itself (ONNX Runtime embedding the
+slices for the onnx / int8 engines), its run loaded once beforehand, as the reference's is.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +24,24 @@ import numpy as np
 import pydicom
 import torch
 
-from radlab.core.bench import compare_interleaved, comparison_fields, infer_report, machine, model_flops, scratch_copy
-from radlab.core.config import config_to_yaml
-from radlab.core.console import info
+from radlab.core.bench import compare_interleaved, comparison_fields, machine, model_flops
+from radlab.core.bench.spec import BenchInputs, BenchSpec
+from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabError
-from radlab.core.io.atomic import atomic_write_text
 from radlab.core.models import save_weights
-from radlab.tasks.ich.config import IchConfig, load_ich_config
-from radlab.tasks.ich.data import load_windows
-from radlab.tasks.ich.embeddings import TTA
-from radlab.tasks.ich.export import export
+from radlab.tasks.ich.config import IchConfig
+from radlab.tasks.ich.data import SliceInfo, load_windows, read_metadata, sequences
 from radlab.tasks.ich.formats import TEST_IMAGES, TRAIN_IMAGES, read_submission
-from radlab.tasks.ich.inference import sequence_probs
-from radlab.tasks.ich.metadata import SliceInfo, read_metadata, sequences
-from radlab.tasks.ich.model import SequenceModel, build_slice_model, slice_embeddings
-from radlab.tasks.ich.predict import load_run, predict_folder
-from radlab.tasks.ich.recipe import snapshot_path
+from radlab.tasks.ich.model import (
+    TTA,
+    SequenceModel,
+    build_slice_model,
+    embedding_size,
+    sequence_probs,
+    slice_embeddings,
+    snapshot_path,
+)
+from radlab.tasks.ich.predict import LoadedRun, predict_folder
 from radlab.tasks.ich.synth import synthesize_ich
 
 WINDOWS = ((40, 80), (80, 200), (40, 380))
@@ -107,119 +113,100 @@ def bench_prep(images: int = 60, repeats: int = 3, size: int = 480, seed: int = 
     }
 
 
-def bench_infer(
-    images: int = 8,
-    repeats: int = 3,
-    config_name: str | None = "paper",
-    overrides: list[str] | tuple[str, ...] = (),
-    model_dir: Path | None = None,
-    engines: tuple[str, ...] = ("torch", "onnx", "int8"),
-    workers: int | None = None,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Slices per second and agreement of each radlab engine's `ich predict` against the seeds' way, on whole
-    series holding at least `images` slices. Reference: one series at a time, each slice decoded by pydicom
-    into a float HU image and windowed window by window, eager fp32 in contiguous memory under
-    `torch.no_grad`, every TTA variant, then the sequence model. radlab: predict_folder itself; the ONNX
-    engines are exported into a scratch copy of the run, int8 calibrated on synthetic training slices."""
-    config = load_run(model_dir).config if model_dir else load_ich_config(config_name, list(overrides))
-    size = config.data.image_size
-    workers = config.predict.num_workers if workers is None else workers
-    with tempfile.TemporaryDirectory(prefix="radlab-bench-") as scratch_name:
-        scratch = Path(scratch_name)
-        folder, infos = _series_folder(scratch, images, seed)
-        run = scratch_copy(model_dir, scratch) if model_dir else _temporary_run(scratch / "run", config, seed)
-        if {"onnx", "int8"} & set(engines):
-            export(run, int8="int8" in engines, calibration=32, data_root=scratch / "data", validate=False)
-        _, model, snapshots, _ = load_run(run)
-        groups = sequences(infos)
-        order = [i.image for i in infos]
-        results: dict[str, Any] = {}
-        for engine in engines:
-            info(f"bench infer ich: reference against radlab {engine}, {len(infos)} slices in {len(groups)} series")
-            loaded = load_run(run, engine)
-            comparison = compare_interleaved(
-                lambda: _reference(model, snapshots, infos, groups, size, config.embeddings.tta),
-                lambda loaded=loaded: _radlab(folder, scratch / "radlab.csv", run, loaded, order, workers),
-                items=len(infos),
-                repeats=repeats,
-            )
-            ref, rad = comparison.reference_output, comparison.radlab_output
-            results[engine] = comparison_fields(
-                comparison,
-                max_abs_prob_diff=float(np.abs(ref - rad).max()),
-                label_agreement=float(np.mean((ref > 0.5) == (rad > 0.5))),
-            )
-        flops = model_flops(model, torch.zeros(1, 3, size, size, dtype=torch.uint8)) * len(config.embeddings.tta)
-    return infer_report(
-        "ich",
-        results,
-        "slice",
-        flops,
-        items="slices (6 probabilities each)",
-        slices=len(infos),
-        series=len(groups),
-        tta=list(config.embeddings.tta),
-        repeats=repeats,
-        backbone=config.model.backbone,
-        image_size=size,
-        loader_workers=workers,
-    )
-
-
-def _series_folder(scratch: Path, images: int, seed: int) -> tuple[Path, list[SliceInfo]]:
-    """A folder of whole synthetic test series (readable slices only) holding at least `images` slices."""
-    synthesize_ich(scratch / "data", series=max(6, images // 4), seed=seed, size=512, test_fraction=0.5, workers=2)
-    infos, _ = read_metadata(sorted((scratch / "data" / TEST_IMAGES).glob("*.dcm")))
-    folder = scratch / "input"
-    folder.mkdir()
-    chosen: list[SliceInfo] = []
+def _inputs(folder: Path, images: int, seed: int) -> BenchInputs:
+    """Whole synthetic test series (readable slices only) holding at least `images` slices, copied into
+    FOLDER/bench_input/; the payload is that folder and the header table of its slices."""
+    synthesize_ich(folder, series=max(6, images // 4), seed=seed, size=512, test_fraction=0.5, workers=2)
+    infos, _ = read_metadata(sorted((folder / TEST_IMAGES).glob("*.dcm")))
+    chosen = folder / "bench_input"
+    chosen.mkdir()
+    count = 0
     for group in sequences(infos):
-        if len(chosen) >= images:
+        if count >= images:
             break
         for k in group:
             try:
                 load_windows(infos[k].path, 32)
             except RadlabError:  # the synthetic set's deliberately corrupt slice
                 continue
-            shutil.copy(infos[k].path, folder / infos[k].path.name)
-            chosen.append(infos[k])
-    kept, _ = read_metadata(sorted(folder.glob("*.dcm")))
-    return folder, kept
+            shutil.copy(infos[k].path, chosen / infos[k].path.name)
+            count += 1
+    kept, _ = read_metadata(sorted(chosen.glob("*.dcm")))
+    return BenchInputs(folder, len(kept), (chosen, kept))
 
 
-def _temporary_run(run_dir: Path, config: IchConfig, seed: int) -> Path:
+def _fresh_run(run: RunDir, config: IchConfig, seed: int) -> None:
     """Seeded fresh networks: the slice classifier and one sequence-model snapshot."""
-    torch.manual_seed(seed)
-    (run_dir / "slice").mkdir(parents=True)
-    atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
+    (run.root / "slice").mkdir(parents=True)
     model = build_slice_model(config, initialise=False)
-    save_weights(run_dir / "slice" / "model.safetensors", model.state_dict(), {"task": "ich"})
-    sequence = SequenceModel(int(model.backbone.num_features))
-    save_weights(snapshot_path(run_dir / "sequence", 1), sequence.state_dict(), {"task": "ich"})
-    return run_dir
+    save_weights(run.root / "slice" / "model.safetensors", model.state_dict(), {"task": "ich"})
+    sequence = SequenceModel(embedding_size(model))
+    save_weights(snapshot_path(run.root / "sequence", 1), sequence.state_dict(), {"task": "ich"})
 
 
-def _reference(
-    model: Any, snapshots: list, infos: list[SliceInfo], groups: list[list[int]], size: int, tta: Sequence[str]
-) -> np.ndarray:
+def _reference(loaded: LoadedRun, inputs: BenchInputs) -> np.ndarray:
     """The seeds' loop: series by series, pydicom and float windows per slice, eager fp32, no_grad."""
-    model = model.eval().to(memory_format=torch.contiguous_format)
+    infos: list[SliceInfo] = inputs.payload[1]
+    size, tta = loaded.config.data.image_size, loaded.config.embeddings.tta
+    model = loaded.model.eval().to(memory_format=torch.contiguous_format)
     probs = np.zeros((len(infos), 6))
     with torch.no_grad():
-        for group in groups:
+        for group in sequences(infos):
             pixels = [torch.from_numpy(reference_windows(infos[k].path, size)).permute(2, 0, 1) for k in group]
             batch = torch.stack(pixels).contiguous()
             features = sum(slice_embeddings(model, TTA[name](batch)).float() for name in tta) / len(tta)
             embeddings = np.zeros((len(infos), features.shape[1]), dtype=np.float32)
             embeddings[group] = features.numpy()
-            probs[group] = sequence_probs(snapshots, embeddings, [group], batch_size=1)[group]
+            probs[group] = sequence_probs(loaded.snapshots, embeddings, [group], batch_size=1)[group]
     return np.clip(probs, 1e-5, 1 - 1e-5)
 
 
-def _radlab(folder: Path, out: Path, run: Path, loaded: Any, order: list[str], workers: int) -> np.ndarray:
-    """`predict_folder` itself, its run loaded once beforehand (as the reference's is); rows in `order`."""
-    predict_folder(folder, out, [run], num_workers=workers, device="cpu", loaded=[loaded])
+def _radlab(loaded: LoadedRun, inputs: BenchInputs, scratch: Path, workers: int) -> np.ndarray:
+    """`predict_folder` itself, its run loaded once beforehand (as the reference's is); rows in slice order."""
+    folder, infos = inputs.payload
+    out = scratch / "radlab.csv"
+    predict_folder(folder, out, [scratch / "run"], num_workers=workers, device="cpu", loaded=[loaded])
     images, probs = read_submission(out)
     position = {image: k for k, image in enumerate(images)}
-    return probs[[position[image] for image in order]]
+    return probs[[position[info.image] for info in infos]]
+
+
+def _agreement(reference: np.ndarray, radlab: np.ndarray, config: IchConfig) -> dict[str, Any]:
+    return {
+        "max_abs_prob_diff": float(np.abs(reference - radlab).max()),
+        "label_agreement": float(np.mean((reference > 0.5) == (radlab > 0.5))),
+    }
+
+
+def _flops(loaded: LoadedRun, inputs: BenchInputs) -> float:
+    """One slice through the classifier's trunk, once per TTA variant (the sequence model is negligible)."""
+    size = loaded.config.data.image_size
+    single = model_flops(loaded.model, torch.zeros(1, 3, size, size, dtype=torch.uint8))
+    return single * len(loaded.config.embeddings.tta)
+
+
+def _details(config: IchConfig, inputs: BenchInputs) -> dict[str, Any]:
+    infos = inputs.payload[1]
+    return {
+        "items": "slices (6 probabilities each)",
+        "slices": len(infos),
+        "series": len(sequences(infos)),
+        "tta": list(config.embeddings.tta),
+        "backbone": config.model.backbone,
+        "image_size": config.data.image_size,
+    }
+
+
+BENCH = BenchSpec(
+    unit="slice",
+    default_items=8,
+    calibration=32,
+    inputs=_inputs,
+    fresh_run=_fresh_run,
+    reference=_reference,
+    radlab=_radlab,
+    agreement=_agreement,
+    flops=_flops,
+    details=_details,
+    prep=bench_prep,
+)

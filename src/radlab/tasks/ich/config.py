@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
-from radlab.core.config import StrictModel, load_config
+from radlab.core.config import StrictModel
 from radlab.core.engine.config import EngineConfig
 from radlab.core.tune.space import TuneConfig
 
@@ -79,7 +78,3 @@ class IchConfig(StrictModel):
     predict: PredictConfig = PredictConfig()
     tune: TuneConfig = TuneConfig()
 
-
-def load_ich_config(name_or_path: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> IchConfig:
-    """A built-in preset ("paper", "cpu-small") or a YAML file, then `--set` overrides."""
-    return load_config(IchConfig, files("radlab.tasks.ich") / "presets", name_or_path, overrides, default="paper")

@@ -1,8 +1,16 @@
-"""Head-CT slices as three-window uint8 images, with their six labels; series as embedding sequences."""
+"""ICH's data: DICOM headers into a table and slices into series (Patient / Study / Series, sorted by z),
+the labelled training table and its folds, slices as three-window uint8 images with their six labels, and
+series as embedding sequences.
+
+Headers are read first (no pixels): a file whose header cannot be read is skipped with its reason logged
+and counted; a file whose pixels turn out to be corrupt is found, and dropped, when it is decoded.
+"""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +20,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from radlab.core.errors import RadlabDataError
+from radlab.core.console import warn
+from radlab.core.engine.folds import stratified_folds
+from radlab.core.errors import RadlabConfigError, RadlabDataError
 from radlab.core.io.cache import PreprocessCache
-from radlab.core.io.dicom import read_dicom
+from radlab.core.io.dicom import header_value, read_dicom, read_header
 from radlab.core.transforms.windowing import (
     ICH_WINDOWS,
     FixMode,
@@ -22,7 +32,96 @@ from radlab.core.transforms.windowing import (
     stored_and_rescale,
     windowed_square,
 )
+from radlab.tasks.ich.config import IchConfig
 from radlab.tasks.ich.formats import TRAIN_CSV, TRAIN_IMAGES, read_labels
+
+
+@dataclass(frozen=True)
+class SliceInfo:
+    image: str
+    path: Path
+    patient: str
+    study: str
+    series: str
+    z: float
+
+
+def read_metadata(paths: Sequence[Path], strict: bool = False) -> tuple[list[SliceInfo], list[tuple[Path, str]]]:
+    """(slices with readable headers, [(path, reason)] for the others, each warned about); with `strict` the
+    first unreadable header is an error instead."""
+    slices, skipped = [], []
+    for path in paths:
+        try:
+            ds = read_header(path)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                position = ds.get("ImagePositionPatient")
+            z = float(position[2]) if position is not None and len(position) >= 3 else float("nan")
+            slices.append(
+                SliceInfo(
+                    image=path.stem,
+                    path=path,
+                    patient=str(header_value(ds, "PatientID", "")),
+                    study=str(header_value(ds, "StudyInstanceUID", "")),
+                    series=str(header_value(ds, "SeriesInstanceUID", "")),
+                    z=z,
+                )
+            )
+        except RadlabDataError as exc:
+            skipped.append((path, exc.reason))
+        except (TypeError, ValueError) as exc:
+            skipped.append((path, f"unreadable ImagePositionPatient ({exc})"))
+    if strict and skipped:
+        raise RadlabDataError(skipped[0][0], f"{skipped[0][1]} (--strict)")
+    for path, reason in skipped:
+        warn(f"{path}: {reason}; skipped")
+    return slices, skipped
+
+
+def sequences(slices: Sequence[SliceInfo]) -> list[list[int]]:
+    """Indices of `slices` grouped by (patient, study, series), each group sorted by z (then image id)."""
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for i, info in enumerate(slices):
+        groups.setdefault((info.patient, info.study, info.series), []).append(i)
+    ordered = []
+    for key in sorted(groups):
+        members = groups[key]
+        members.sort(key=lambda i: (np.inf if np.isnan(slices[i].z) else slices[i].z, slices[i].image))
+        ordered.append(members)
+    return ordered
+
+
+@dataclass
+class TrainingTable:
+    """Labelled images whose header reads: header info, labels, and the files skipped."""
+
+    infos: list[SliceInfo]
+    labels: np.ndarray
+    skipped: list[tuple[Path, str]]
+
+    def series(self, rows: list[int], readable: np.ndarray) -> list[list[int]]:
+        """Series of the readable images among `rows` (positions within `rows`), each sorted by z."""
+        groups = sequences([self.infos[i] for i in rows])
+        return [kept for group in groups if (kept := [k for k in group if readable[k]])]
+
+
+def read_training_table(root: Path) -> TrainingTable:
+    """stage_2_train.csv joined to the headers of its images (those whose header does not read are left out)."""
+    images, labels = read_labels(root / TRAIN_CSV)
+    infos, skipped = read_metadata([root / TRAIN_IMAGES / f"{image}.dcm" for image in images])
+    position = {image: i for i, image in enumerate(images)}
+    return TrainingTable(infos, labels[[position[info.image] for info in infos]], skipped)
+
+
+def fold_rows(table: TrainingTable, config: IchConfig) -> tuple[list[int], list[int]]:
+    """Fold `train.fold` of `train.folds`: grouped by patient, stratified on "any"."""
+    if config.train.fold >= config.train.folds:
+        raise RadlabConfigError(f"train.fold must be below train.folds ({config.train.folds})")
+    groups = np.unique([info.patient for info in table.infos], return_inverse=True)[1]
+    kept, held_out = stratified_folds(table.labels[:, 5], config.train.folds, config.train.seed, groups)[
+        config.train.fold
+    ]
+    return kept.tolist(), held_out.tolist()
 
 
 def load_windows(path: Path, size: int, crop: bool = True, fix: FixMode = "auto") -> np.ndarray:

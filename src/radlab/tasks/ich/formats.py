@@ -27,6 +27,14 @@ TEST_IMAGES = "stage_2_test_images"
 CLIP = 1e-5
 
 
+def resolve_data_root(folder: str | Path) -> Path:
+    """The challenge's folder (it holds stage_2_train.csv and the image folders); one line otherwise."""
+    folder = Path(folder)
+    if not (folder / TRAIN_CSV).is_file():
+        raise RadlabDataError(folder / TRAIN_CSV, "missing: pass the folder that holds the challenge's files")
+    return folder
+
+
 def split_id(raw: str) -> tuple[str, str] | None:
     """`ID_63eb1e259_epidural` -> ("ID_63eb1e259", "epidural"); None when it is not of that form."""
     image, sep, subtype = raw.rpartition("_")

@@ -1,7 +1,16 @@
-"""The two ICH training stages as LightningModules; both optimise the competition metric directly."""
+"""`radlab ich train`: the slice CNN, its embeddings with TTA, then the sequence model, each a stage; both
+LightningModules optimise the competition metric directly.
+
+RUN/slice/ is the slice classifier's run, RUN/embeddings/ the cached embeddings of the fold's training and
+validation images, RUN/sequence/ the BiLSTM's run with its epoch snapshots. `--stage sequence` retrains the
+sequence model alone from the cached embeddings (the recipe's fast mode); `--stage slice` or `embed` stop
+after that stage. RUN/metrics.json compares, on the validation fold, the slice CNN alone with the sequence
+model (the average of its kept epochs).
+"""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -9,15 +18,40 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
 
-from radlab.core.console import warn
-from radlab.core.engine.distributed import gather_by_index
+from radlab.core.console import info
+from radlab.core.engine.callbacks import read_history, write_history
+from radlab.core.engine.driver import FitContext, Training, fit_recipe, fit_stage
+from radlab.core.engine.loaders import epoch_loader
+from radlab.core.engine.recipe import Recipe
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.models import save_weights
+from radlab.core.errors import RadlabError
+from radlab.core.models import load_weights, save_weights
+from radlab.core.report.cases import CASES_FILE, write_case_table
 from radlab.tasks.ich.config import IchConfig
+from radlab.tasks.ich.data import (
+    SequenceDataset,
+    SliceDataset,
+    SliceTransform,
+    TrainingTable,
+    collate_sequences,
+    fold_rows,
+    read_training_table,
+)
 from radlab.tasks.ich.evaluate import scores
-from radlab.tasks.ich.formats import WEIGHTS
-from radlab.tasks.ich.model import SequenceModel, build_slice_model
+from radlab.tasks.ich.formats import SUBTYPES, WEIGHTS, resolve_data_root
+from radlab.tasks.ich.model import (
+    SequenceModel,
+    build_slice_model,
+    embed_slices,
+    has_embedded,
+    load_embedded,
+    load_snapshots,
+    save_embedded,
+    sequence_probs,
+    snapshot_path,
+)
 
 
 def weighted_bce(logits: torch.Tensor, targets: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -28,25 +62,16 @@ def weighted_bce(logits: torch.Tensor, targets: torch.Tensor, keep: torch.Tensor
     return (per_row * keep).sum() / keep.sum().clamp(min=1.0)
 
 
-class SliceRecipe(L.LightningModule):
+class SliceRecipe(Recipe[IchConfig]):
     """The slice classifier: Adam at a fixed rate (no schedule, as the recipe), the best validation loss kept."""
 
     def __init__(self, config: IchConfig) -> None:
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.model = build_slice_model(config)
         self.latest: dict[str, Any] = {}
-        self._probs: list[np.ndarray] = []
-        self._labels: list[np.ndarray] = []
-        self._index: list[np.ndarray] = []
-        self._reported: set[str] = set()
 
     def _step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        for error in batch["error"]:
-            if error and error not in self._reported:
-                self._reported.add(error)
-                warn(f"{error} (left out)")
-        keep = torch.tensor([not e for e in batch["error"]], device=self.device)
+        keep = torch.tensor(self.readable(batch["error"]), device=self.device)
         logits = self.model(batch["image"]).float()
         return weighted_bce(logits, batch["labels"], keep), logits, keep
 
@@ -58,17 +83,13 @@ class SliceRecipe(L.LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss, logits, keep = self._step(batch)
         self.log("val/loss", loss, on_epoch=True, batch_size=max(1, int(keep.sum())), sync_dist=True)
-        self._probs.append(torch.sigmoid(logits[keep]).cpu().numpy())
-        self._labels.append(batch["labels"][keep].cpu().numpy())
-        self._index.append(torch.as_tensor(batch["index"])[keep.cpu()].numpy())
+        index = torch.as_tensor(batch["index"])[keep.cpu()]
+        self.validation.add(index, labels=batch["labels"][keep], probs=torch.sigmoid(logits[keep]))
 
     def on_validation_epoch_end(self) -> None:
-        parts = [np.concatenate(b) if b else np.zeros((0, 6)) for b in (self._index, self._labels, self._probs)]
-        for buffer in (self._index, self._labels, self._probs):
-            buffer.clear()
-        index, labels, probs = gather_by_index(self, parts[0].reshape(-1), parts[1], parts[2])  # DDP: whole split
-        if len(index):
-            self.latest = scores(labels, probs)
+        found = self.validation.gather(self)  # DDP: the whole split
+        if len(found):
+            self.latest = scores(found["labels"], found["probs"])
             self.log("val/weighted_log_loss", self.latest["weighted_log_loss"], sync_dist=True)  # equal on every rank
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -79,16 +100,14 @@ class SliceRecipe(L.LightningModule):
         run.write_json("metrics.json", {"epoch": epoch, **self.latest})
 
 
-class SequenceRecipe(L.LightningModule):
+class SequenceRecipe(Recipe[IchConfig]):
     """The sequence BiLSTM over cached embeddings: Adam with StepLR; the weights of the last `keep_epochs`
     epochs are saved (snapshots/epoch_NN.safetensors) so that their predictions can be averaged."""
 
     def __init__(self, config: IchConfig, embedding_dim: int, run: RunDir) -> None:
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.run = run
         self.model = SequenceModel(embedding_dim)
-        self.latest: dict[str, Any] = {}
 
     def _step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.model(batch["features"], batch["lengths"]).float()
@@ -124,9 +143,146 @@ class SequenceRecipe(L.LightningModule):
         run.write_json("metrics.json", {"epoch": epoch, "val_loss": None if loss is None else float(loss)})
 
 
-def snapshot_path(sequence_dir: Path, epoch: int) -> Path:
-    return sequence_dir / "snapshots" / f"epoch_{epoch:02d}.safetensors"
+def fit(context: FitContext[IchConfig]) -> dict[str, Any]:
+    """Run every stage, or only `context.stage`; returns RUN/metrics.json."""
+    config, run, stage, resume = context.config, context.run, context.stage, context.resume
+    table = read_training_table(context.data_root)
+    train_rows, valid_rows = fold_rows(table, config)
+    slice_run, sequence_run, cache = RunDir(run.root / "slice"), RunDir(run.root / "sequence"), run.root / "embeddings"
+
+    if stage in (None, "slice"):
+        info("stage 1/3: slice classifier")
+        fit_stage(
+            slice_run,
+            resume,
+            config.train.seed,
+            lambda checkpoint: _fit_slices(config, slice_run, table, train_rows, valid_rows, checkpoint),
+        )
+    if not context.primary:
+        # A DDP worker: the slice CNN (the stage worth several devices) is trained. Rank 0 embeds and trains
+        # the small sequence model on one device (sequence.devices).
+        return {}
+    cached = has_embedded(cache, "train") and has_embedded(cache, "valid")
+    if stage in (None, "embed") and not (resume and cached):
+        info("stage 2/3: embeddings averaged over TTA (" + ", ".join(config.embeddings.tta) + ")")
+        _embed(config, slice_run, table, {"train": train_rows, "valid": valid_rows}, cache)
+    if stage in (None, "sequence"):
+        if not (has_embedded(cache, "train") and has_embedded(cache, "valid")):
+            raise RadlabError(f"{run.root} has no cached embeddings; run --stage all (or embed) first")
+        info("stage 3/3: sequence model")
+        if stage == "sequence" and not resume and sequence_run.root.exists():
+            shutil.rmtree(sequence_run.root)
+        fit_stage(
+            sequence_run,
+            resume,
+            config.sequence.seed,
+            lambda checkpoint: _fit_sequence(config, sequence_run, cache, table, train_rows, valid_rows, checkpoint),
+        )
+    return _finish(run, table, valid_rows, cache, sequence_run)
 
 
-def snapshots(sequence_dir: Path) -> list[Path]:
-    return sorted((sequence_dir / "snapshots").glob("epoch_*.safetensors"))
+def _fit_slices(
+    config: IchConfig,
+    sub: RunDir,
+    table: TrainingTable,
+    train_rows: list[int],
+    valid_rows: list[int],
+    checkpoint: Path | None,
+) -> L.Trainer:
+    data = config.data
+
+    def dataset(rows: list[int], transform: SliceTransform) -> SliceDataset:
+        paths = [table.infos[i].path for i in rows]
+        fix, cache_dir = data.pixel_representation_fix, data.cache_dir
+        return SliceDataset(paths, data.image_size, transform, table.labels[rows], data.crop, fix, cache_dir=cache_dir)
+
+    loading = {"batch_size": config.train.batch_size, "num_workers": data.num_workers}
+    augment = SliceTransform(True, config.augment, config.train.seed)
+    train_loader = epoch_loader(dataset(train_rows, augment), shuffle=True, **loading)
+    valid_loader = epoch_loader(dataset(valid_rows, SliceTransform()), shuffle=False, **loading)
+    return fit_recipe(SliceRecipe(config), sub, config.train, train_loader, valid_loader, checkpoint)
+
+
+def _embed(
+    config: IchConfig, slice_run: RunDir, table: TrainingTable, splits: dict[str, list[int]], cache: Path
+) -> None:
+    if not slice_run.weights.is_file():
+        raise RadlabError(f"{slice_run.root} has no trained slice classifier; run --stage all first")
+    model = build_slice_model(config, initialise=False)
+    model.load_state_dict(load_weights(slice_run.weights))
+    for name, rows in splits.items():
+        paths = [table.infos[i].path for i in rows]
+        save_embedded(cache, name, embed_slices(model, paths, config, description=f"{name} slices"))
+
+
+def _fit_sequence(
+    config: IchConfig,
+    sub: RunDir,
+    cache: Path,
+    table: TrainingTable,
+    train_rows: list[int],
+    valid_rows: list[int],
+    checkpoint: Path | None,
+) -> L.Trainer:
+    data = {}
+    for name, rows in (("train", train_rows), ("valid", valid_rows)):
+        embedded = load_embedded(cache, name)
+        data[name] = SequenceDataset(embedded.embeddings, table.series(rows, embedded.readable), table.labels[rows])
+    batch = config.sequence.batch_size
+    recipe = SequenceRecipe(config, data["train"].embeddings.shape[1], sub)
+    train_loader = DataLoader(data["train"], batch_size=batch, shuffle=True, collate_fn=collate_sequences)
+    valid_loader = DataLoader(data["valid"], batch_size=batch, collate_fn=collate_sequences)
+    return fit_recipe(recipe, sub, config.sequence, train_loader, valid_loader, checkpoint)
+
+
+def _finish(
+    run: RunDir, table: TrainingTable, valid_rows: list[int], cache: Path, sequence_run: RunDir
+) -> dict[str, Any]:
+    """Validation scores of the slice CNN alone and of the sequence model, into RUN/metrics.json."""
+    metrics: dict[str, Any] = {"skipped_files": [[str(p), reason] for p, reason in table.skipped]}
+    if has_embedded(cache, "valid"):
+        embedded = load_embedded(cache, "valid")
+        truth, ok = table.labels[valid_rows], embedded.readable
+        metrics["validation_images"] = int(ok.sum())
+        metrics["unreadable_validation_images"] = [embedded.images[k] for k in np.flatnonzero(~ok)]
+        metrics["slice_cnn"] = scores(truth[ok], embedded.probs[ok])
+        models = load_snapshots(sequence_run.root, embedded.embeddings.shape[1])
+        if models:
+            probs = sequence_probs(models, embedded.embeddings, table.series(valid_rows, ok))
+            seen = ~np.isnan(probs[:, 0])
+            metrics["sequence"] = scores(truth[seen], probs[seen])
+            metrics["sequence_epochs_averaged"] = len(models)
+            infos = [table.infos[valid_rows[k]] for k in np.flatnonzero(seen)]
+            write_case_table(
+                run.file(CASES_FILE),
+                [i.image for i in infos],
+                SUBTYPES,
+                truth[seen],
+                probs[seen],
+                groups=[i.series for i in infos],
+                inputs=[str(i.path) for i in infos],
+            )
+    run.write_json("metrics.json", metrics)
+    rows = [
+        {"stage": stage, **row}
+        for stage in ("slice", "sequence")
+        for row in read_history(run.root / stage / "history.csv")
+    ]
+    if rows:
+        write_history(run.history, rows)
+    return metrics
+
+
+def held_out_scores(metrics: dict[str, Any]) -> dict[str, float | None]:
+    """What an ensemble manifest and tuning read of one fold: the weighted log loss of both stages."""
+    return {name: metrics[name]["weighted_log_loss"] if name in metrics else None for name in ("slice_cnn", "sequence")}
+
+
+def describe(metrics: dict[str, Any], out: Path) -> str:
+    """Both validation losses and where the run is, printed when training ends."""
+    losses = held_out_scores(metrics)
+    parts = [f"{name} {loss:.4f}" for name, loss in losses.items() if loss is not None]
+    return f"validation weighted log loss: {', '.join(parts) or 'n/a'}; run in {out}"
+
+
+TRAINING = Training(data_root=resolve_data_root, fit=fit, held_out=held_out_scores, describe=describe)

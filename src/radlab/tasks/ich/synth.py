@@ -8,7 +8,9 @@ The quirks of the real data: every tenth series (the second, the twelfth, ...) s
 12-bit values with intercept 0 (the pixel-representation bug), every third slice carries multi-valued
 WindowCenter / WindowWidth, one training file
 has truncated pixel data, two images are listed twice in the label file, and files are not in slice order.
-Test series go to stage_2_test_images/ and their truth to synthetic_test_labels.csv.
+Test series go to stage_2_test_images/ and their truth to synthetic_test_labels.csv. `DEMO` is the round
+trip `radlab demo --task ich` (and the contract tests) run on it: the three training stages, the test folder
+predicted and scored against that truth.
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
+from radlab.core.demo import DemoSpec, Evaluation
 from radlab.core.io.atomic import atomic_path
-from radlab.tasks.ich.formats import HEADER, SUBTYPES, TEST_IMAGES, TRAIN_CSV, TRAIN_IMAGES
+from radlab.tasks.ich.formats import HEADER, SUBTYPES, TEST_IMAGES, TRAIN_CSV, TRAIN_IMAGES, read_submission
 
 TEST_TRUTH = "synthetic_test_labels.csv"
 _HEMORRHAGES = SUBTYPES[:5]
@@ -239,3 +243,47 @@ def _write_csv(path: Path, rows: list[list[object]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         csv.writer(handle, lineterminator="\n").writerows(rows)
+
+
+def _demo_synth(data: Path, seed: int, series: int = 60, size: int = 128, workers: int | None = None) -> str:
+    counts = synthesize_ich(data, series=series, seed=seed, size=size, workers=workers)
+    return f"train {counts['train']}, test {counts['test']}"
+
+
+def _demo_inputs(data: Path) -> list[Path]:
+    return sorted((data / TEST_IMAGES).glob("*.dcm"))
+
+
+def _demo_evaluate(data: Path, output: Path, metrics: dict[str, Any]) -> Evaluation:
+    """The submission scored against the synthetic test truth, beside both stages' validation losses."""
+    from rich.table import Table
+
+    from radlab.tasks.ich.evaluate import evaluate_files
+
+    test = evaluate_files(data / TEST_TRUTH, output)
+    table = Table(title="RSNA ICH, weighted log loss (lower is better)")
+    for column in ("", "slice CNN (validation)", "sequence model (validation)", "submission (test)"):
+        table.add_column(column, justify="left" if not column else "right")
+    for key in ("weighted_log_loss", *(f"{s}_log_loss" for s in SUBTYPES)):
+        values = (metrics.get("slice_cnn", {}).get(key), metrics.get("sequence", {}).get(key), test[key])
+        table.add_row(key.removesuffix("_log_loss"), *("n/a" if v is None else f"{v:.4f}" for v in values))
+    return Evaluation(test, table, {"validation": metrics, "test": test})
+
+
+def _demo_scores(output: Path) -> np.ndarray:
+    """The submission's probabilities, images in name order."""
+    images, probs = read_submission(output)
+    return probs[np.argsort(images)]
+
+
+DEMO = DemoSpec(
+    what="60 CT series",
+    synth=_demo_synth,
+    predict_args=lambda data, run, output: [str(data / TEST_IMAGES), str(output)],
+    inputs=_demo_inputs,
+    evaluate=_demo_evaluate,
+    scores=_demo_scores,
+    explain_input=lambda data: _demo_inputs(data)[0],
+    output_name="submission.csv",
+    reference="2nd-place single model 0.046 (private LB)",
+)

@@ -1,17 +1,19 @@
-"""The MRNet config schema; presets in presets/*.yaml."""
+"""The MRNet config schema (presets in presets/*.yaml, validated against it) and the planes and labels."""
 
 from __future__ import annotations
 
-from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from radlab.core.config import StrictModel, load_config
+from radlab.core.config import StrictModel
 from radlab.core.engine.config import EngineConfig
 from radlab.core.tune.space import TuneConfig
-from radlab.tasks.mrnet.formats import PLANES, TASKS
+
+# Here rather than in formats.py, which imports numpy: the command line imports this module.
+PLANES = ("axial", "coronal", "sagittal")
+TASKS = ("abnormal", "acl", "meniscus")
 
 # Per-series standardisation of the MRNet baseline code: min-max to 0..255, then (x - 58.09) / 49.73.
 SERIES_MEAN, SERIES_STD = 58.09, 49.73
@@ -93,7 +95,3 @@ class MRNetConfig(StrictModel):
     predict: PredictConfig = PredictConfig()
     tune: TuneConfig = TuneConfig()
 
-
-def load_mrnet_config(name_or_path: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> MRNetConfig:
-    """A built-in preset ("paper", "per-plane", "cpu-small") or a YAML file, then `--set` overrides."""
-    return load_config(MRNetConfig, files("radlab.tasks.mrnet") / "presets", name_or_path, overrides, default="paper")

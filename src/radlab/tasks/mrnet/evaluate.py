@@ -25,6 +25,8 @@ from radlab.tasks.mrnet.formats import (
 )
 
 KEYS = {"abnormal": "Abnormal_AUROC", "acl": "ACL_AUROC", "meniscus": "Meniscus_AUROC"}
+PAPER_AUROC = {"abnormal": 0.937, "acl": 0.965, "meniscus": 0.847}
+"""The paper's test-set AUROCs (Bien et al. 2018, Table 2), shown beside ours."""
 
 
 def official_scores(truth: np.ndarray, probs: np.ndarray, tasks: Sequence[str] = TASKS) -> dict[str, float | None]:
@@ -94,3 +96,20 @@ def evaluate_files(
             predictions_csv, f"has {len(probs)} rows but the truth has {len(labels)} exams (rows match by position)"
         )
     return official_scores(labels, probs), details(labels, probs)
+
+
+def results_table(
+    scores: dict[str, float | None], per_task: dict[str, dict[str, Any]], title: str = "MRNet, synthetic valid split"
+) -> Any:
+    """Per label: exams, positives, AUROC, sensitivity and specificity at 0.5, the paper's AUROC (rich)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("label", "exams", "positives", "AUROC", "sens", "spec", "paper (test)"):
+        table.add_column(column, justify="left" if column == "label" else "right")
+    for task, key in KEYS.items():
+        entry = per_task[task]
+        cells = (scores[key], entry["sensitivity"], entry["specificity"], PAPER_AUROC[task])
+        shown = ["n/a" if value is None else f"{value:.3f}" for value in cells]
+        table.add_row(task, str(entry["n"]), str(entry["positives"]), *shown)
+    return table

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,10 +22,9 @@ from radlab.core.errors import RadlabDataError
 from radlab.core.io import resolve_dataset_root
 from radlab.core.io.atomic import atomic_write_text
 from radlab.core.io.csvfiles import iter_csv_rows
+from radlab.tasks.mrnet.config import PLANES, TASKS  # defined with the config, which the command line imports
 
 ROOT_NAME = "MRNet-v1.0"
-PLANES = ("axial", "coronal", "sagittal")
-TASKS = ("abnormal", "acl", "meniscus")
 SPLITS = ("train", "valid")
 _PLANE_FOLDER = re.compile(r"(?:^|/)(axial|coronal|sagittal)/")
 
@@ -150,6 +149,19 @@ def write_predictions(path: str | Path, rows: Iterable[Iterable[float]]) -> None
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerows([f"{float(p):.6f}" for p in row] for row in rows)
     atomic_write_text(path, buffer.getvalue())
+
+
+def write_paths_csv(
+    data_root: Path, split: str, out: str | Path, seed: int | None = None, ids: Sequence[str] | None = None
+) -> None:
+    """A prediction input for the exams `ids` of a split (default all): three paths per exam, relative to
+    `data_root`; the planes of each exam in a shuffled order drawn from `seed` (None: in plane order)."""
+    rng = None if seed is None else np.random.default_rng(seed)
+    lines = []
+    for exam_id in read_split_labels(data_root, split)[0] if ids is None else ids:
+        for plane in PLANES if rng is None else rng.permutation(PLANES):
+            lines.append(f"{ROOT_NAME}/{split}/{plane}/{exam_id}.npy\n")
+    atomic_write_text(out, "".join(lines))
 
 
 def resolve_data_root(folder: str | Path) -> Path:

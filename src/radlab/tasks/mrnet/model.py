@@ -1,24 +1,37 @@
-"""The MRNet network: a backbone on every slice, global average pooling, max over slices, a linear head.
+"""The MRNet model: unit networks (a backbone on every slice, global average pooling, max over slices, a
+linear head), then per task a logistic regression over the planes' logits (the paper's second stage).
 
 A *unit* is what one training run produces: one network for one plane, answering one task (the paper's
 nine networks) or all three (the per-plane layout, three networks).
+
+One regression is fitted for every non-empty subset of the trained planes, so an exam with a missing or
+unreadable plane is still predicted from the planes it has. Coefficients are stored as plain JSON (no
+pickle): {"tasks": {task: {"axial+coronal+sagittal": {"planes", "coef", "intercept"}, ...}},
+"prevalence": {task: p}}.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from radlab.core.config import read_yaml, validate_config
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
 from radlab.core.infer import engine_model
 from radlab.core.models import create_feature_extractor, load_weights
 from radlab.core.models.pooling import segment_max
-from radlab.tasks.mrnet.config import SERIES_MEAN, SERIES_STD, MRNetConfig
+from radlab.tasks.mrnet.config import PLANES, SERIES_MEAN, SERIES_STD, TASKS, MRNetConfig
+
+Logits = Mapping[tuple[str, str], np.ndarray]
+"""(n,) logits per (task, plane); NaN where an exam's plane is missing or unreadable."""
 
 
 @dataclass(frozen=True)
@@ -104,21 +117,14 @@ def unit_run(run: RunDir, unit: Unit, fold: int | None = None) -> RunDir:
     return RunDir(root / f"fold{fold}" if fold is not None else root)
 
 
-def load_run_config(run_dir: str | Path) -> MRNetConfig:
-    run = RunDir(Path(run_dir))
-    if not run.config.is_file():
-        raise RadlabDataError(run.config, "missing: not a finished radlab run directory (train first)")
-    return validate_config(MRNetConfig, read_yaml(run.config, "run config"), source=str(run.config))
-
-
-def load_units(run_dir: str | Path, engine: str = "torch") -> tuple[MRNetConfig, dict[Unit, nn.Module]]:
-    """The config and every trained unit network of a run (safetensors only); with `engine` onnx or int8,
-    each unit's slices go through the file `radlab export` wrote beside its weights."""
-    run = RunDir(Path(run_dir))
-    config = load_run_config(run_dir)
-    models = {}
+def load_units(
+    config: MRNetConfig, run: RunDir, fold: int | None = None, engine: str = "torch"
+) -> dict[Unit, nn.Module]:
+    """Every trained unit network of a run (or of its fusion fold `fold`), safetensors only; with `engine`
+    onnx or int8, each unit's slices go through the file `radlab export` wrote beside its weights."""
+    models: dict[Unit, nn.Module] = {}
     for unit in units_for(config):
-        path = unit_run(run, unit).weights
+        path = unit_run(run, unit, fold).weights
         model = build_unit_model(config, unit, initialise=False)
         missing, unexpected = model.load_state_dict(load_weights(path), strict=False)
         if missing or unexpected:
@@ -126,4 +132,75 @@ def load_units(run_dir: str | Path, engine: str = "torch") -> tuple[MRNetConfig,
         model = model.eval()
         encoder = engine_model(model, path.parent, engine)
         models[unit] = model if encoder is model else EngineSeriesClassifier(encoder, model)
-    return config, models
+    return models
+
+
+# The fusion: per task, one logistic regression per subset of planes (see the module docstring).
+
+
+def subset_key(planes: Sequence[str]) -> str:
+    """The fusion's name of a subset of planes, in plane order: "axial+sagittal"."""
+    return "+".join(p for p in PLANES if p in planes)
+
+
+def fit_fusion(logits: Logits, labels: np.ndarray, tasks: Sequence[str], planes: Sequence[str], source: str) -> dict:
+    """Fit the regressions on (n,) logits per (task, plane) against (n, 3) labels."""
+    fusion: dict[str, Any] = {"source": source, "planes": list(planes), "tasks": {}, "prevalence": {}}
+    for task in TASKS:
+        fusion["prevalence"][task] = float(labels[:, TASKS.index(task)].mean()) if len(labels) else 0.5
+    for task in tasks:
+        y = labels[:, TASKS.index(task)]
+        models = {}
+        for size in range(len(planes), 0, -1):
+            for subset in itertools.combinations(planes, size):
+                x = np.stack([logits[(task, plane)] for plane in subset], axis=1)
+                keep = np.isfinite(x).all(axis=1)
+                models[subset_key(subset)] = _fit(x[keep], y[keep], list(subset))
+        fusion["tasks"][task] = models
+    return fusion
+
+
+def _fit(x: np.ndarray, y: np.ndarray, planes: list[str]) -> dict[str, Any]:
+    """A regularised logistic regression, C chosen by cross-validated log loss when both classes allow it."""
+    minority = int(min(y.sum(), len(y) - y.sum())) if len(y) else 0
+    if minority == 0:
+        prevalence = float(np.clip(y.mean() if len(y) else 0.5, 1e-4, 1 - 1e-4))
+        return {"planes": planes, "coef": [0.0] * len(planes), "intercept": math.log(prevalence / (1 - prevalence))}
+    from sklearn.exceptions import ConvergenceWarning  # training only: predict needs no scikit-learn
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if minority >= 2:
+            search = GridSearchCV(
+                LogisticRegression(), {"C": [0.01, 0.1, 1.0, 10.0]}, cv=min(3, minority), scoring="neg_log_loss"
+            )
+            model = search.fit(x, y).best_estimator_
+        else:
+            model = LogisticRegression().fit(x, y)
+    return {"planes": planes, "coef": model.coef_[0].tolist(), "intercept": float(model.intercept_[0])}
+
+
+def apply_fusion(fusion: Mapping[str, Any], logits: Logits, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 3) probabilities and a (n,) mask of exams that had at least one usable plane.
+
+    A task the run has no model for, or an exam with no usable plane, gets the training prevalence."""
+    probs = np.tile([fusion["prevalence"][task] for task in TASKS], (n, 1)).astype(np.float64)
+    usable = np.zeros(n, dtype=bool)
+    planes = fusion["planes"]
+    for task, models in fusion["tasks"].items():
+        column = TASKS.index(task)
+        matrix = np.stack([logits.get((task, plane), np.full(n, np.nan)) for plane in planes], axis=1)
+        present = np.isfinite(matrix)
+        usable |= present.any(axis=1)
+        for exam in range(n):
+            have = [plane for plane, ok in zip(planes, present[exam], strict=True) if ok]
+            if not have:
+                continue
+            model = models[subset_key(have)]
+            z = model["intercept"] + sum(
+                c * matrix[exam, planes.index(p)] for c, p in zip(model["coef"], model["planes"], strict=True)
+            )
+            probs[exam, column] = 1.0 / (1.0 + math.exp(-z))
+    return probs, usable

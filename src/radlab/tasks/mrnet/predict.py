@@ -1,28 +1,62 @@
-"""`radlab mrnet predict`: three `.npy` paths per exam in, one `p_abnormal,p_acl,p_meniscus` row per exam out.
+"""`radlab mrnet predict`: three `.npy` paths per exam in, one `p_abnormal,p_acl,p_meniscus` row per exam out;
+loading a run (every engine), the CodaLab bundle's entry and what `radlab export` writes and checks.
 
 Row i of the output belongs to exam i of the input, whatever the order of planes within an exam. A missing
 or unreadable plane costs a warning and the exam is predicted from its other planes (the fusion has a
 regression for every subset of planes); an exam with no usable plane gets the training prevalence.
+Each series is read once per plane and every network of that plane sees it in the same packed batch.
+Export writes every unit network's slice encoder; max over slices, the head and the fusion stay in
+PyTorch, they cost nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
 from radlab.core.console import warn
-from radlab.core.engine.ensemble import ensemble_members
+from radlab.core.engine.ensemble import expand_members
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
-from radlab.core.infer.bundle import bundle_main
+from radlab.core.infer import iterate_batches, pick_device
+from radlab.core.infer.export import ExportPart, ExportSpec, HeldOut
 from radlab.core.io import resolve_under
+from radlab.core.io.volumes import read_volume
+from radlab.core.transforms import VolumeTransform
 from radlab.tasks.mrnet.config import MRNetConfig
-from radlab.tasks.mrnet.formats import read_exam_paths, write_predictions
-from radlab.tasks.mrnet.fusion import apply_fusion
-from radlab.tasks.mrnet.inference import unit_logits
-from radlab.tasks.mrnet.model import load_run_config, load_units
+from radlab.tasks.mrnet.data import SeriesDataset, collate_exams
+from radlab.tasks.mrnet.evaluate import official_scores
+from radlab.tasks.mrnet.formats import (
+    TASKS,
+    Exam,
+    read_exam_paths,
+    read_predictions,
+    read_split_labels,
+    volume_path,
+    write_paths_csv,
+    write_predictions,
+)
+from radlab.tasks.mrnet.model import SliceEncoder, Unit, apply_fusion, load_units, unit_run
+
+ErrorHandler = Callable[[str, int, str], None]
+SLICES_PER_SERIES = 4
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A run ready to predict: its folder, its config, its unit networks (for one engine) and its fusion."""
+
+    root: Path
+    config: MRNetConfig
+    units: dict[Unit, nn.Module]
+    fusion: dict[str, Any]
 
 
 @dataclass
@@ -32,10 +66,20 @@ class PredictionSummary:
     fallback_exams: list[str] = field(default_factory=list)
 
 
+def load_run(run_dir: str | Path, engine: str = "torch") -> LoadedRun:
+    """A finished run's config, fusion and unit networks (PyTorch, or their encoders in ONNX Runtime)."""
+    from radlab.tasks.mrnet import TASK
+
+    run = RunDir(Path(run_dir))
+    config: MRNetConfig = TASK.run_config(run.root)
+    fusion = run.read_json("fusion.json")
+    return LoadedRun(run.root, config, load_units(config, run, engine=engine), fusion)
+
+
 def predict_csv(
     input_csv: str | Path,
     output_csv: str | Path,
-    run_dir: str | Path,
+    run_dirs: str | Path | Sequence[str | Path],
     data_root: str | Path = ".",
     *,
     batch_size: int | None = None,
@@ -45,15 +89,19 @@ def predict_csv(
     device: str = "auto",
     allow_outside_root: bool = False,
     engine: str = "torch",
-    loaded: tuple[MRNetConfig, dict] | None = None,
+    loaded: LoadedRun | None = None,
 ) -> PredictionSummary:
-    """Predict every exam of `input_csv` with the run in `run_dir` and write the submission; a `--folds`
-    ensemble averages its members' fused probabilities. `engine` is "torch", or "onnx" / "int8" for the
-    files `radlab export` wrote (ONNX Runtime, CPU). `loaded` (load_units of a single run) skips loading,
-    for callers predicting many files with one model."""
-    members = ensemble_members(run_dir)
-    config = loaded[0] if loaded is not None else load_run_config(members[0])
-    fusion = RunDir(members[0]).read_json("fusion.json")
+    """Predict every exam of `input_csv` with the run(s) in `run_dirs` and write the submission; several
+    runs, or a `--folds` ensemble, average their fused probabilities. `engine` is "torch", or "onnx" /
+    "int8" for the files `radlab export` wrote (ONNX Runtime, CPU). `loaded` (what load_run returns) skips
+    loading, for callers predicting many files with one model."""
+    if loaded is None:
+        members = expand_members([run_dirs] if isinstance(run_dirs, str | Path) else run_dirs)
+        loaded = load_run(members[0], engine)
+        others = [partial(load_run, member, engine) for member in members[1:]]  # loaded one at a time
+    else:
+        others = []
+    config = loaded.config
     exams = read_exam_paths(input_csv)
     planes = config.train.planes
     if strict:
@@ -63,7 +111,7 @@ def predict_csv(
                 line = min(line for line, _ in exam.planes.values())
                 raise RadlabDataError(input_csv, f"exam {exam.key} lists no {', '.join(missing)} (--strict)", line)
 
-    def located(exam, plane: str) -> Path | None:
+    def located(exam: Exam, plane: str) -> Path | None:
         if plane not in exam.planes:
             return None
         line, path = exam.planes[plane]
@@ -83,12 +131,12 @@ def predict_csv(
         warn(f"{input_csv}:{line}: {error}; the exam is predicted from its other planes")
 
     member_probs = []
-    for k, member in enumerate(members):
-        member_config, models = loaded if loaded is not None and len(members) == 1 else load_units(member, engine)
-        if member_config.train.planes != planes or member_config.data.image_size != config.data.image_size:
-            raise RadlabDataError(member / "config.yaml", f"planes or image size differ from {members[0]}")
+    for k, load in enumerate([lambda: loaded, *others]):
+        run = load()
+        if run.config.train.planes != planes or run.config.data.image_size != config.data.image_size:
+            raise RadlabDataError(run.root / "config.yaml", f"planes or image size differ from {loaded.root}")
         logits = unit_logits(
-            models,
+            run.units,
             paths,
             config.data.image_size,
             batch_size=batch_size or config.predict.batch_size,
@@ -97,20 +145,71 @@ def predict_csv(
             tta_hflip=config.predict.tta_hflip if tta_hflip is None else tta_hflip,
             on_error=on_error if k == 0 else lambda *_: None,  # each bad file reported once
         )
-        probs, usable = apply_fusion(RunDir(member).read_json("fusion.json"), logits, len(exams))
+        probs, usable = apply_fusion(run.fusion, logits, len(exams))
         member_probs.append(probs)
-    probs = np.mean(member_probs, axis=0)
-    write_predictions(output_csv, probs)
+    write_predictions(output_csv, np.mean(member_probs, axis=0))
     fallback = [exam.key for exam, ok in zip(exams, usable, strict=True) if not ok]
     for key in fallback:
         warn(f"no usable plane for exam {key}: given the training prevalence of each label")
-    for task in ("abnormal", "acl", "meniscus"):
-        if task not in fusion["tasks"]:
+    for task in TASKS:
+        if task not in loaded.fusion["tasks"]:
             warn(f"this run has no model for {task}; its column holds the training prevalence")
     return PredictionSummary(len(exams), unreadable, fallback)
 
 
+def unit_logits(
+    models: Mapping[Unit, nn.Module],
+    paths: Mapping[str, Sequence[Path | None]],
+    image_size: int,
+    *,
+    batch_size: int = 4,
+    num_workers: int = 2,
+    device: str | torch.device = "auto",
+    tta_hflip: bool = False,
+    on_error: ErrorHandler | None = None,
+) -> dict[tuple[str, str], np.ndarray]:
+    """{(task, plane): (n,) logits} for every exam; NaN where the plane is missing or unreadable."""
+    device = pick_device(device) if isinstance(device, str) else device
+    n = len(next(iter(paths.values())))
+    logits = {(task, unit.plane): np.full(n, np.nan) for unit in models for task in unit.tasks}
+    transform = VolumeTransform(image_size)
+    for plane in sorted({unit.plane for unit in models}):
+        of_plane = [
+            (unit, model.to(device).eval().to(memory_format=torch.channels_last))
+            for unit, model in models.items()
+            if unit.plane == plane
+        ]
+        dataset = SeriesDataset({plane: paths[plane]}, transform)
+        batches = iterate_batches(
+            dataset,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            collate_fn=collate_exams,
+            description=f"{plane} series",
+        )
+        with torch.inference_mode():
+            for batch in batches:
+                packed = batch["planes"][plane]
+                index = batch["index"].numpy()
+                readable = packed["readable"].numpy()
+                if on_error is not None:
+                    for i, error in zip(index, batch["errors"][plane], strict=True):
+                        if error:
+                            on_error(plane, int(i), error)
+                slices = packed["slices"].to(device).contiguous(memory_format=torch.channels_last)
+                lengths = packed["lengths"].to(device)
+                for unit, model in of_plane:
+                    out = model(slices, lengths).float()
+                    if tta_hflip:
+                        out = (out + model(slices.flip(-1), lengths).float()) / 2
+                    out = out.cpu().numpy()
+                    for k, task in enumerate(unit.tasks):
+                        logits[(task, plane)][index[readable]] = out[readable, k]
+    return logits
+
+
 def describe(summary: PredictionSummary) -> str:
+    """One human line about a finished prediction."""
     text = f"{summary.exams} exams"
     if summary.unreadable_series:
         text += f"; {summary.unreadable_series} unreadable series"
@@ -119,11 +218,63 @@ def describe(summary: PredictionSummary) -> str:
     return text
 
 
-def codalab_main(argv: list[str], model_dir: Path) -> int:
-    """`python src/predict.py PATHS_CSV PREDICTIONS_CSV` inside a CodaLab bundle (paths relative to cwd)."""
-    return bundle_main(
-        argv,
-        "PATHS_CSV PREDICTIONS_CSV",
-        # CodaLab hands the paths of its own data: wherever they point, they are the input.
-        lambda src, out: describe(predict_csv(src, out, model_dir, data_root=Path.cwd(), allow_outside_root=True)),
-    )
+def codalab_predict(input_csv: str, output_csv: str, model_dir: Path) -> str:
+    """The CodaLab bundle's predict: paths relative to the working directory, wherever they point (they are
+    CodaLab's own data)."""
+    return describe(predict_csv(input_csv, output_csv, model_dir, data_root=Path.cwd(), allow_outside_root=True))
+
+
+def calibration_slices(
+    root: Path, plane: str, size: int, count: int, seed: int = 0, batch: int = 8
+) -> Iterator[np.ndarray]:
+    """`count` slices of `plane` from training series (a seeded draw, a few evenly spaced slices per series),
+    resized as predict does, as float32 batches."""
+    ids, _ = read_split_labels(root, "train")
+    transform = VolumeTransform(size)
+    chosen: list[np.ndarray] = []
+    for i in np.random.default_rng(seed).permutation(len(ids)):
+        if len(chosen) >= count:
+            break
+        try:
+            slices = transform(read_volume(volume_path(root, "train", plane, ids[i]))).numpy()
+        except RadlabDataError:
+            continue
+        picks = np.linspace(0, len(slices) - 1, min(SLICES_PER_SERIES, len(slices))).round().astype(int)
+        chosen.extend(slices[picks])
+    chosen = chosen[:count]
+    for start in range(0, len(chosen), batch):
+        yield np.stack(chosen[start : start + batch]).astype(np.float32)
+
+
+def export_parts(run: RunDir, loaded: LoadedRun, root: Path | None, held_out_apart: bool) -> list[ExportPart]:
+    """Each unit's slice encoder, written as RUN/units/<unit>/model.onnx, calibrated on its plane's training
+    slices (the valid split is held out either way)."""
+    size, seed = loaded.config.data.image_size, loaded.config.train.seed
+
+    def calibrate(plane: str, count: int) -> Iterator[np.ndarray]:
+        assert root is not None  # int8 export asks for calibration only with the training data known
+        return calibration_slices(root, plane, size, count, seed)
+
+    example = torch.rand(3, 1, size, size) * 255
+    return [
+        ExportPart(unit_run(run, unit).root, SliceEncoder(model), example, partial(calibrate, unit.plane))
+        for unit, model in loaded.units.items()
+    ]
+
+
+def held_out(run: RunDir, root: Path, scratch: Path) -> HeldOut:
+    """The valid split predicted as `predict` would: the official mean AUROC and the fused probabilities."""
+    _, labels = read_split_labels(root, "valid")
+    paths_csv = scratch / "valid_paths.csv"
+    write_paths_csv(root, "valid", paths_csv)
+
+    def predict(engine: str) -> tuple[float | None, np.ndarray]:
+        out = scratch / f"{engine}.csv"
+        predict_csv(paths_csv, out, run.root, root, engine=engine, num_workers=0)
+        probs = read_predictions(out)
+        return official_scores(labels, probs)["Average_AUROC"], probs
+
+    return HeldOut(predict)
+
+
+EXPORT = ExportSpec(parts=export_parts, held_out=held_out, metric="Average_AUROC")

@@ -1,23 +1,57 @@
-"""Training one MRNet unit (one plane; one task or all three) as a LightningModule."""
+"""Training MRNet: one unit network (one plane; one task or all three) as a recipe, and `fit`, what
+`radlab mrnet train` runs inside the core training driver: every unit, then the logistic fusion.
+
+Each unit is its own Lightning run under RUN/units/<unit>/ (checkpoints, history, best weights); a finished
+unit is skipped on --resume. The fusion is fitted on training-set logits (or out-of-fold logits from k
+extra trainings per unit, RUN/units/<unit>/fold<k>/) and stored as RUN/fusion.json; RUN/metrics.json holds
+the valid-split AUROCs.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from radlab.core.console import warn
-from radlab.core.engine.distributed import gather_by_index
+from radlab.core.console import info
+from radlab.core.engine.callbacks import read_history, write_history
+from radlab.core.engine.driver import FitContext, Training, fit_recipe, fit_stage
+from radlab.core.engine.folds import stratified_folds
+from radlab.core.engine.loaders import epoch_loader
 from radlab.core.engine.optim import adam_with_plateau
+from radlab.core.engine.recipe import Recipe
 from radlab.core.engine.run_dir import RunDir
+from radlab.core.errors import RadlabConfigError
 from radlab.core.metrics import roc_auc
 from radlab.core.models import save_weights
+from radlab.core.report.cases import CASES_FILE, write_case_table
+from radlab.core.transforms import VolumeTransform
 from radlab.tasks.mrnet.config import MRNetConfig
-from radlab.tasks.mrnet.formats import TASKS
-from radlab.tasks.mrnet.model import SeriesClassifier, Unit, build_unit_model
+from radlab.tasks.mrnet.data import MRNetDataset, collate_exams
+from radlab.tasks.mrnet.evaluate import official_scores
+from radlab.tasks.mrnet.formats import TASKS, read_split_labels, resolve_data_root, volume_path
+from radlab.tasks.mrnet.model import (
+    Logits,
+    SeriesClassifier,
+    Unit,
+    apply_fusion,
+    build_unit_model,
+    fit_fusion,
+    load_units,
+    unit_run,
+    units_for,
+)
+from radlab.tasks.mrnet.predict import unit_logits
+
+if TYPE_CHECKING:
+    import lightning as L
+
+Validation = tuple[str, list[str] | None]
+"""(split, exam ids) validated on: ("valid", None) is the official valid split, whole."""
 
 
 def positive_weights(labels: np.ndarray) -> np.ndarray:
@@ -27,33 +61,27 @@ def positive_weights(labels: np.ndarray) -> np.ndarray:
     return np.where(positives > 0, negatives / np.maximum(positives, 1), 1.0)
 
 
-class MRNetUnitRecipe(L.LightningModule):
+class MRNetUnitRecipe(Recipe[MRNetConfig]):
     """Class-weighted BCE on the unit's tasks; validation loss (the checkpoint criterion) and AUROC per task."""
 
+    monitor = "val/loss"
+    mode = "min"
+
     def __init__(self, config: MRNetConfig, unit: Unit, pos_weight: np.ndarray, model: SeriesClassifier | None = None):
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.unit = unit
         self.model = model if model is not None else build_unit_model(config, unit)
         self.columns = [TASKS.index(task) for task in unit.tasks]
         weights = pos_weight[self.columns] if config.train.class_weighting else np.ones(len(self.columns))
         self.register_buffer("pos_weight", torch.as_tensor(weights, dtype=torch.float32), persistent=False)
         self.latest_metrics: dict[str, Any] = {}
-        self._logits: list[torch.Tensor] = []
-        self._labels: list[torch.Tensor] = []
-        self._index: list[torch.Tensor] = []
-        self._reported: set[str] = set()
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         packed = batch["planes"][self.unit.plane]
         return self.model(packed["slices"], packed["lengths"])
 
     def _step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        for error in batch["errors"][self.unit.plane]:
-            if error and error not in self._reported:
-                self._reported.add(error)
-                warn(f"{error} (left out)")
-        readable = batch["planes"][self.unit.plane]["readable"].to(self.device, torch.float32)
+        readable = self.readable_mask(batch["errors"][self.unit.plane])
         logits = self(batch).float()
         target = batch["labels"][:, self.columns]
         per_exam = F.binary_cross_entropy_with_logits(logits, target, pos_weight=self.pos_weight, reduction="none")
@@ -68,23 +96,20 @@ class MRNetUnitRecipe(L.LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss, logits, target, readable = self._step(batch)
         self.log("val/loss", loss, on_epoch=True, batch_size=max(1, int(readable.sum())), sync_dist=True)
-        self._logits.append(logits[readable].detach().cpu())
-        self._labels.append(target[readable].detach().cpu())
-        self._index.append(torch.as_tensor(batch["index"])[readable.cpu()])
+        self.validation.add(batch["index"], logits=logits, labels=target, readable=readable)
 
     def on_validation_epoch_end(self) -> None:
-        if not self._logits:
+        found = self.validation.gather(self)  # DDP: the whole split
+        if not len(found):
             return
-        logits, labels, index = (torch.cat(b).numpy() for b in (self._logits, self._labels, self._index))
-        for buffer in (self._logits, self._labels, self._index):
-            buffer.clear()
-        _, logits, labels = gather_by_index(self, index, logits, labels)  # DDP: the whole split
+        keep = found["readable"].astype(bool)
+        logits, labels = found["logits"][keep], found["labels"][keep]
         aurocs = {task: roc_auc(labels[:, k], logits[:, k]) for k, task in enumerate(self.unit.tasks)}
         for task, value in aurocs.items():
             self.log(f"val/auroc_{task}", value, sync_dist=True)  # gathered: equal on every rank
         finite = [v for v in aurocs.values() if not np.isnan(v)]
         self.log("val/auroc", float(np.mean(finite)) if finite else float("nan"), sync_dist=True)
-        self.latest_metrics = {task: (None if np.isnan(v) else float(v)) for task, v in aurocs.items()}
+        self.latest_metrics = {task: _finite(v) for task, v in aurocs.items()}
 
     def configure_optimizers(self) -> dict[str, Any]:
         optim = self.config.optim
@@ -104,12 +129,163 @@ class MRNetUnitRecipe(L.LightningModule):
             self.model.state_dict(),
             {"task": "mrnet", "unit": self.unit.name, "tasks": ",".join(self.unit.tasks), "epoch": str(epoch)},
         )
-        run.write_json(
-            "metrics.json",
-            {
-                "unit": self.unit.name,
-                "epoch": epoch,
-                "val_loss": None if val_loss is None else float(val_loss),
-                "auroc": self.latest_metrics,
-            },
+        metrics = {"unit": self.unit.name, "epoch": epoch, "val_loss": None if val_loss is None else float(val_loss)}
+        run.write_json("metrics.json", {**metrics, "auroc": self.latest_metrics})
+
+
+def fit(context: FitContext[MRNetConfig]) -> dict[str, Any]:
+    """Train (or resume) every unit, fit the fusion, return the valid-split metrics (rank 0; {} elsewhere)."""
+    config, root, run = context.config, context.data_root, context.run
+    train_ids, train_labels = read_split_labels(root, "train")
+    validation: Validation = ("valid", None)
+    if config.train.folds is not None:
+        train_ids, train_labels, validation = _fold(config, train_ids, train_labels)
+    pos_weight = positive_weights(train_labels)
+    units = units_for(config)
+    for number, unit in enumerate(units, start=1):
+        info(f"unit {number}/{len(units)}: {unit.name} ({', '.join(unit.tasks)})")
+        train_unit(context, unit_run(run, unit), unit, pos_weight, train_ids, validation)
+    if config.fusion.source == "oof":
+        fusion_logits = _out_of_fold_logits(context, units, train_ids, train_labels, pos_weight, validation)
+    if not context.primary:  # a DDP worker: the networks are trained; rank 0 fits the fusion and writes
+        return {}
+    if config.fusion.source != "oof":
+        fusion_logits = _logits(config, load_units(config, run), root, "train", train_ids)
+    fusion = fit_fusion(fusion_logits, train_labels, config.train.tasks, config.train.planes, config.fusion.source)
+    run.write_json("fusion.json", fusion)
+    metrics = _validate(config, root, run, units, fusion, validation)
+    run.write_json("metrics.json", metrics)
+    _merge_histories(run, units)
+    return metrics
+
+
+def train_unit(
+    context: FitContext[MRNetConfig],
+    sub: RunDir,
+    unit: Unit,
+    pos_weight: np.ndarray,
+    ids: list[str],
+    validation: Validation = ("valid", None),
+) -> None:
+    """One unit's Lightning run in `sub` (skipped when a resumed run already finished it): trained on the
+    exams `ids` of the train split, validated on the `validation` (split, exams)."""
+    config, root = context.config, context.data_root
+
+    def fit_unit(checkpoint: Path | None) -> L.Trainer:
+        aug, size, seed = config.augment, config.data.image_size, config.train.seed
+        augment = VolumeTransform(
+            size, train=True, rotate_deg=aug.rotate_deg, shift_px=aug.shift_px, hflip=aug.hflip, seed=seed
         )
+        train_set = MRNetDataset(root, "train", augment, planes=(unit.plane,), ids=ids)
+        valid_set = MRNetDataset(root, validation[0], VolumeTransform(size), planes=(unit.plane,), ids=validation[1])
+        loading = {"batch_size": config.train.batch_size, "num_workers": config.data.num_workers}
+        return fit_recipe(
+            MRNetUnitRecipe(config, unit, pos_weight),
+            sub,
+            config.train,
+            epoch_loader(train_set, shuffle=True, collate_fn=collate_exams, **loading),
+            epoch_loader(valid_set, shuffle=False, collate_fn=collate_exams, **loading),
+            checkpoint,
+        )
+
+    fit_stage(sub, context.resume, config.train.seed, fit_unit)
+
+
+def _out_of_fold_logits(
+    context: FitContext[MRNetConfig],
+    units: list[Unit],
+    ids: list[str],
+    labels: np.ndarray,
+    pos_weight: np.ndarray,
+    validation: Validation,
+) -> dict[tuple[str, str], np.ndarray]:
+    """Logits for every training exam from networks that did not see it (k extra trainings per unit)."""
+    config, run = context.config, context.run
+    logits = {(task, unit.plane): np.full(len(ids), np.nan) for unit in units for task in unit.tasks}
+    folds = stratified_folds(labels[:, TASKS.index("abnormal")], config.fusion.folds, config.train.seed)
+    for fold, (kept, held_out) in enumerate(folds):
+        for unit in units:
+            info(f"fold {fold + 1}/{len(folds)}, unit {unit.name}")
+            train_unit(context, unit_run(run, unit, fold), unit, pos_weight, [ids[i] for i in kept], validation)
+        if not context.primary:
+            continue
+        fold_models = load_units(config, run, fold)
+        for key, values in _logits(config, fold_models, context.data_root, "train", [ids[i] for i in held_out]).items():
+            logits[key][held_out] = values
+    return logits
+
+
+def _fold(config: MRNetConfig, ids: list[str], labels: np.ndarray) -> tuple[list[str], np.ndarray, Validation]:
+    """Fold `train.fold` of `train.folds` of the train split: (kept ids, their labels, the held-out exams)."""
+    if config.train.fold >= config.train.folds:
+        raise RadlabConfigError(f"train.fold must be below train.folds ({config.train.folds})")
+    abnormal = labels[:, TASKS.index("abnormal")]
+    kept, held_out = stratified_folds(abnormal, config.train.folds, config.train.seed)[config.train.fold]
+    return [ids[i] for i in kept], labels[kept], ("train", [ids[i] for i in held_out])
+
+
+def _validate(
+    config: MRNetConfig, root: Path, run: RunDir, units: list[Unit], fusion: dict, validation: Validation
+) -> dict[str, Any]:
+    """The fused model on the validation exams: official AUROCs, per-plane AUROCs, valid_predictions.csv."""
+    split, ids = validation
+    all_ids, all_labels = read_split_labels(root, split)
+    if ids is None:
+        ids, labels = all_ids, all_labels
+    else:
+        position = {exam: k for k, exam in enumerate(all_ids)}
+        labels = all_labels[[position[exam] for exam in ids]]
+    logits = _logits(config, load_units(config, run), root, split, ids)
+    probs, _ = apply_fusion(fusion, logits, len(ids))
+    per_plane: dict[str, dict[str, float | None]] = {task: {} for task in config.train.tasks}
+    for (task, plane), values in logits.items():
+        per_plane[task][plane] = _finite(roc_auc(labels[:, TASKS.index(task)], values))
+    columns = [TASKS.index(t) for t in config.train.tasks]
+    write_case_table(
+        run.file(CASES_FILE),
+        ids,
+        list(config.train.tasks),
+        labels[:, columns],
+        probs[:, columns],
+        inputs=[str(volume_path(root, split, config.train.planes[0], i)) for i in ids],
+    )
+    return {
+        "valid": official_scores(labels, probs, config.train.tasks),
+        "per_plane": per_plane,
+        "units": {unit.name: unit_run(run, unit).read_json("metrics.json") for unit in units},
+    }
+
+
+def _logits(config: MRNetConfig, models: dict, root: Path, split: str, ids: list[str]) -> Logits:
+    """Logits of `models` for the exams `ids` of a split (evaluation transform, no augmentation)."""
+    paths = {plane: [volume_path(root, split, plane, i) for i in ids] for plane in config.train.planes}
+    return unit_logits(
+        models, paths, config.data.image_size, batch_size=config.predict.batch_size, num_workers=config.data.num_workers
+    )
+
+
+def _merge_histories(run: RunDir, units: list[Unit]) -> None:
+    """RUN/history.csv: every unit's (and fusion fold's) epochs, with the unit and fold named."""
+    rows = []
+    for unit in units:
+        for path in sorted(unit_run(run, unit).root.rglob("history.csv")):
+            part = path.parent.name if path.parent.name.startswith("fold") else ""
+            rows += [{"unit": unit.name, "fold": part, **row} for row in read_history(path)]
+    write_history(run.history, rows)
+
+
+def held_out_scores(metrics: dict[str, Any]) -> dict[str, float | None]:
+    """What an ensemble manifest and tuning read of one run: its validation AUROCs after fusion."""
+    return dict(metrics.get("valid", {}))
+
+
+def describe(metrics: dict[str, Any], out: Path) -> str:
+    """The line `train` prints at the end."""
+    return f"valid: {json.dumps(metrics['valid'])}; fusion and weights in {out}"
+
+
+def _finite(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
+TRAINING = Training(data_root=resolve_data_root, fit=fit, held_out=held_out_scores, describe=describe)

@@ -5,7 +5,8 @@ reader would look: abnormal exams show a joint effusion or a bone bruise, ACL te
 (sagittal, faintly coronal), meniscal tears put a bright line through a meniscus (coronal, sagittal).
 ACL and meniscal tears only occur in abnormal exams, as in the real data; one finding in ten is occult (not
 drawn), so even a perfect reader stays below an AUROC of 1. Slice counts differ by plane.
-Each exam is drawn from its own seed, so the bytes do not depend on the number of workers.
+Each exam is drawn from its own seed, so the bytes do not depend on the number of workers. `DEMO` is the
+round trip `radlab demo --task mrnet` (and the contract tests) run on it.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from radlab.core.demo import DemoSpec, Evaluation
 from radlab.core.io.atomic import atomic_path
-from radlab.tasks.mrnet.formats import PLANES, ROOT_NAME, TASKS
+from radlab.tasks.mrnet.formats import PLANES, ROOT_NAME, TASKS, read_exam_paths, read_predictions, write_paths_csv
 
 SIZE = 256
 _SLICES = {"axial": (20, 36), "coronal": (17, 30), "sagittal": (17, 32)}
@@ -176,3 +179,35 @@ def _write_csv(path: Path, rows: list[list[object]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         csv.writer(handle, lineterminator="\n").writerows(rows)
+
+
+DEMO_PATHS = "valid-paths.csv"
+"""The demo's prediction input, beside MRNet-v1.0/: the valid exams, three paths each, planes shuffled."""
+
+
+def _demo_synth(data: Path, seed: int, exams: int = 200, **options: Any) -> str:
+    counts = synthesize_mrnet(data, exams=exams, seed=seed, **options)
+    write_paths_csv(data, "valid", data / DEMO_PATHS, seed)
+    return f"train {counts['train']}, valid {counts['valid']}"
+
+
+def _demo_inputs(data: Path) -> list[Path]:
+    return [data / path for exam in read_exam_paths(data / DEMO_PATHS) for _, path in exam.planes.values()]
+
+
+def _demo_evaluate(data: Path, output: Path, metrics: dict[str, Any]) -> Evaluation:
+    from radlab.tasks.mrnet.evaluate import evaluate_files, results_table
+
+    scores, per_task = evaluate_files("valid", output, data_root=data, paths_csv=data / DEMO_PATHS)
+    return Evaluation(scores, results_table(scores, per_task), scores)
+
+
+DEMO = DemoSpec(
+    what="200 exams",
+    synth=_demo_synth,
+    predict_args=lambda data, run, output: [str(data / DEMO_PATHS), str(output), "--data-root", str(data)],
+    inputs=_demo_inputs,
+    evaluate=_demo_evaluate,
+    scores=read_predictions,
+    explain_input=lambda data: sorted((data / ROOT_NAME / "valid" / "sagittal").glob("*.npy"))[0],
+)

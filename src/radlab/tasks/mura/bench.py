@@ -8,7 +8,6 @@ engines). Both use the same weights and the same resize, so their probabilities 
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -17,25 +16,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from radlab.core.bench import compare_interleaved, comparison_fields, infer_report, machine, model_flops
-from radlab.core.config import config_to_yaml
-from radlab.core.console import info
+from radlab.core.bench import compare_interleaved, comparison_fields, machine, model_flops
+from radlab.core.bench.spec import BenchInputs, BenchSpec
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.io.atomic import atomic_write_text
 from radlab.core.io.cache import cached_image_dataset
 from radlab.core.io.images import read_image
 from radlab.core.models import save_weights
 from radlab.core.transforms import build_image_transform
-from radlab.tasks.mura.config import MuraConfig, load_mura_config
+from radlab.tasks.mura.config import MuraConfig
 from radlab.tasks.mura.data import group_studies
-from radlab.tasks.mura.export import export
 from radlab.tasks.mura.formats import ImagePath, read_image_paths, read_probabilities, split_csvs
-from radlab.tasks.mura.model import build_model, load_model
-from radlab.tasks.mura.predict import load_engine, predict_csv
+from radlab.tasks.mura.model import build_model
+from radlab.tasks.mura.predict import Loaded, predict_csv
 from radlab.tasks.mura.synth import synthesize_mura
 
 
-def _inputs(folder: Path, images: int, seed: int) -> tuple[Path, Path]:
+def _paths_csv(folder: Path, images: int, seed: int) -> tuple[Path, Path]:
     """Synthetic validation studies holding at least `images` images: (data root, image-paths CSV)."""
     studies = max(14, int(images * 1.6))
     synthesize_mura(folder, studies=studies, seed=seed, valid_fraction=0.5, workers=2)
@@ -49,23 +46,21 @@ def _inputs(folder: Path, images: int, seed: int) -> tuple[Path, Path]:
     return folder, out
 
 
-def _temporary_run(folder: Path, config: MuraConfig, model_dir: Path | None) -> Path:
-    """A run directory for predict: a copy of `model_dir`'s config and weights, or a seeded fresh model."""
-    run = RunDir(folder / "run")
-    run.root.mkdir(parents=True)
-    if model_dir is not None:
-        shutil.copy(RunDir(model_dir).config, run.config)
-        shutil.copy(RunDir(model_dir).weights, run.weights)
-        return run.root
-    torch.manual_seed(0)
-    atomic_write_text(run.config, config_to_yaml(config))
+def _inputs(folder: Path, images: int, seed: int) -> BenchInputs:
+    root, paths_csv = _paths_csv(folder, images, seed)
+    paths = [r.path for r in read_image_paths(paths_csv)]
+    return BenchInputs(root, len(paths), (paths_csv, paths))
+
+
+def _fresh_run(run: RunDir, config: MuraConfig, seed: int) -> None:
     save_weights(run.weights, build_model(config, initialise=False).state_dict(), {"task": "mura"})
-    return run.root
 
 
-def _reference(model: torch.nn.Module, root: Path, paths: list[str], size: int, resize: str) -> np.ndarray:
+def _reference(loaded: Loaded, inputs: BenchInputs) -> np.ndarray:
     """The seeds' loop: per study, decode each image with PIL, stack, one eager fp32 forward pass."""
-    transform = build_image_transform(size, resize=resize)  # the same resize as radlab, for agreement
+    config, model = loaded
+    root, paths = inputs.data_root, inputs.payload[1]
+    transform = build_image_transform(config.data.image_size, resize=config.data.resize)  # radlab's resize
     groups = group_studies(read_image_paths_list(paths))
     probs = np.empty(len(groups.studies))
     model = model.eval().to(memory_format=torch.contiguous_format)
@@ -81,66 +76,36 @@ def read_image_paths_list(paths: list[str]) -> list[ImagePath]:
     return [ImagePath(k + 1, p) for k, p in enumerate(paths)]
 
 
-def _radlab(run: Path, root: Path, paths_csv: Path, scratch: Path, loaded, workers: int) -> np.ndarray:
+def _radlab(loaded: Loaded, inputs: BenchInputs, scratch: Path, workers: int) -> np.ndarray:
     """`predict_csv` itself, with its model loaded once beforehand (as the reference's is)."""
     out, probs = scratch / "radlab.csv", scratch / "radlab.probs.csv"
-    predict_csv(paths_csv, out, run, root, probabilities_csv=probs, num_workers=workers, device="cpu", loaded=loaded)
+    run = scratch / "run"
+    predict_csv(inputs.payload[0], out, run, inputs.data_root, probabilities_csv=probs, num_workers=workers,
+                device="cpu", loaded=loaded)  # fmt: skip
     return np.array([row.probability for row in read_probabilities(probs)])
 
 
-def bench_infer(
-    images: int = 48,
-    repeats: int = 3,
-    config_name: str | None = "paper",
-    overrides: list[str] | tuple[str, ...] = (),
-    model_dir: Path | None = None,
-    engines: tuple[str, ...] = ("torch", "onnx", "int8"),
-    workers: int | None = None,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Images per second, agreement and memory of each radlab engine against the reference; the ONNX engines
-    are exported into the scratch run, int8 calibrated on synthetic training images."""
-    config = load_model(model_dir)[0] if model_dir else load_mura_config(config_name, list(overrides))
-    size, resize = config.data.image_size, config.data.resize
-    workers = config.predict.num_workers if workers is None else workers
-    with tempfile.TemporaryDirectory(prefix="radlab-bench-") as scratch_name:
-        scratch = Path(scratch_name)
-        root, paths_csv = _inputs(scratch / "data", images, seed)
-        paths = [r.path for r in read_image_paths(paths_csv)]
-        run = _temporary_run(scratch, config, model_dir)
-        _, model = load_model(run)
-        if {"onnx", "int8"} & set(engines):
-            export(run, int8="int8" in engines, calibration=32, data_root=root, validate=False)
-        results: dict[str, Any] = {}
-        for engine in engines:
-            info(f"bench infer mura: reference against radlab {engine}, {len(paths)} images, {repeats} repeats")
-            loaded = load_engine(run, engine)
-            comparison = compare_interleaved(
-                lambda: _reference(model, root, paths, size, resize),
-                lambda loaded=loaded: _radlab(run, root, paths_csv, scratch, loaded, workers),
-                items=len(paths),
-                repeats=repeats,
-            )
-            ref, rad = comparison.reference_output, comparison.radlab_output
-            threshold = config.predict.threshold
-            results[engine] = comparison_fields(
-                comparison,
-                max_abs_prob_diff=float(np.abs(ref - rad).max()),
-                label_agreement=float(np.mean((ref > threshold) == (rad > threshold))),
-            )
-        flops = model_flops(model, torch.rand(1, 1, size, size) * 255)
-    return infer_report(
-        "mura",
-        results,
-        "image",
-        flops,
-        images=len(paths),
-        studies=len(group_studies(read_image_paths_list(paths)).studies),
-        repeats=repeats,
-        backbone=config.model.backbone,
-        image_size=size,
-        loader_workers=workers,
-    )
+def _agreement(reference: np.ndarray, radlab: np.ndarray, config: MuraConfig) -> dict[str, Any]:
+    threshold = config.predict.threshold
+    return {
+        "max_abs_prob_diff": float(np.abs(reference - radlab).max()),
+        "label_agreement": float(np.mean((reference > threshold) == (radlab > threshold))),
+    }
+
+
+def _flops(loaded: Loaded, inputs: BenchInputs) -> float:
+    config, model = loaded
+    size = config.data.image_size
+    return model_flops(model, torch.rand(1, 1, size, size) * 255)
+
+
+def _details(config: MuraConfig, inputs: BenchInputs) -> dict[str, Any]:
+    return {
+        "images": inputs.items,
+        "studies": len(group_studies(read_image_paths_list(inputs.payload[1])).studies),
+        "backbone": config.model.backbone,
+        "image_size": config.data.image_size,
+    }
 
 
 def bench_prep(images: int = 200, repeats: int = 3, size: int = 320, seed: int = 0) -> dict[str, Any]:
@@ -148,7 +113,7 @@ def bench_prep(images: int = 200, repeats: int = 3, size: int = 320, seed: int =
     (the reference) against reading radlab's cache; and a plain epoch (no augmentation) both ways."""
     with tempfile.TemporaryDirectory(prefix="radlab-bench-") as scratch_name:
         scratch = Path(scratch_name)
-        root, paths_csv = _inputs(scratch / "data", images, seed)
+        root, paths_csv = _paths_csv(scratch / "data", images, seed)
         files = [root / r.path for r in read_image_paths(paths_csv)]
         plain = build_image_transform(size)
 
@@ -194,3 +159,18 @@ def bench_prep(images: int = 200, repeats: int = 3, size: int = 320, seed: int =
 
 def _now() -> float:
     return time.perf_counter()
+
+
+BENCH = BenchSpec(
+    unit="image",
+    default_items=48,
+    calibration=32,
+    inputs=_inputs,
+    fresh_run=_fresh_run,
+    reference=_reference,
+    radlab=_radlab,
+    agreement=_agreement,
+    flops=_flops,
+    details=_details,
+    prep=bench_prep,
+)

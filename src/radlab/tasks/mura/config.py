@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
-from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
-from radlab.core.config import StrictModel, load_config
+from radlab.core.config import StrictModel
 from radlab.core.engine.config import EngineConfig
 from radlab.core.tune.space import TuneConfig
 
@@ -75,12 +73,3 @@ class MuraConfig(StrictModel):
     train: TrainConfig = TrainConfig()
     predict: PredictConfig = PredictConfig()
     tune: TuneConfig = TuneConfig()
-
-
-def presets() -> Traversable:
-    return files("radlab.tasks.mura") / "presets"
-
-
-def load_mura_config(name_or_path: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> MuraConfig:
-    """A built-in preset ("paper", "cpu-small") or a YAML file, then `--set` overrides."""
-    return load_config(MuraConfig, presets(), name_or_path, overrides, default="paper")

@@ -1,4 +1,5 @@
-"""MURA splits as tables and as a Dataset (one item per image; labels from the CSV, never the path)."""
+"""MURA splits as tables and as a Dataset (one item per image; labels from the CSV, never the path), and the
+pooling of image probabilities into study probabilities."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from radlab.core.io import resolve_under
 from radlab.core.io.cache import cached_image_dataset
 from radlab.core.io.dataset import ImageFileDataset
 from radlab.core.transforms import ImageTransform, build_image_transform
+from radlab.core.transforms.image import ResizeMode
 from radlab.tasks.mura.formats import (
     STUDY_TYPES,
     ImagePath,
@@ -130,7 +132,7 @@ class MuraDataset(ImageFileDataset):
         transform: ImageTransform | None = None,
         *,
         cache_dir: str | Path | None = None,
-        resize: str = "stretch",
+        resize: ResizeMode = "stretch",
         augment: bool = False,
         studies: Sequence[int] | None = None,
     ) -> None:
@@ -222,3 +224,42 @@ def split_statistics(split: MuraSplit, weights: np.ndarray) -> dict[str, Any]:
         "majority_label": int(prevalence > 0.5),
         "types": per_type,
     }
+
+
+Pooling = Literal["mean", "max"]
+
+
+class StudyPooler:
+    """Running mean (the paper) or max of image probabilities per study; unreadable images are left out."""
+
+    def __init__(self, n_studies: int, pooling: Pooling = "mean") -> None:
+        if pooling not in ("mean", "max"):
+            raise ValueError(f"unknown pooling {pooling!r}")
+        self.pooling = pooling
+        self.total = np.zeros(n_studies, dtype=np.float64)
+        self.count = np.zeros(n_studies, dtype=np.int64)
+
+    def add(self, studies: np.ndarray, probs: np.ndarray, readable: np.ndarray | None = None) -> None:
+        """Add one batch: study index and probability per image, and which images decoded."""
+        studies = np.asarray(studies, dtype=np.int64)
+        probs = np.asarray(probs, dtype=np.float64).reshape(-1)
+        if readable is not None:
+            keep = np.asarray(readable, dtype=bool)
+            studies, probs = studies[keep], probs[keep]
+        if self.pooling == "mean":
+            np.add.at(self.total, studies, probs)
+        else:
+            np.maximum.at(self.total, studies, probs)
+        np.add.at(self.count, studies, 1)
+
+    @property
+    def has_image(self) -> np.ndarray:
+        """Studies with at least one readable image."""
+        return self.count > 0
+
+    def probabilities(self) -> np.ndarray:
+        """Pooled probability per study (NaN for a study with no readable image)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pooled = self.total / self.count if self.pooling == "mean" else self.total.copy()
+        pooled[self.count == 0] = np.nan
+        return pooled

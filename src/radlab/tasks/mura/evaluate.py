@@ -124,3 +124,18 @@ def _probabilities(csv_path: str | Path, studies: Sequence[str]) -> np.ndarray:
 
 def _finite(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
+
+
+def results_table(details: dict[str, dict[str, Any]], title: str = "MURA, study level") -> Any:
+    """Per body part: studies, kappa with the official interval, sensitivity, specificity, AUROC (rich)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("part", "n", "kappa", "interval", "sens", "spec", "AUROC"):
+        table.add_column(column, justify="left" if column == "part" else "right")
+    for group, entry in details.items():
+        interval = "" if entry["kappa"] is None else f"{entry['kappa_lower']:.3f}..{entry['kappa_upper']:.3f}"
+        cells = (entry["kappa"], entry["sensitivity"], entry["specificity"], entry.get("auroc"))
+        shown = ["n/a" if value is None else f"{value:.3f}" for value in cells]
+        table.add_row(group, str(entry["n"]), shown[0], interval, *shown[1:])
+    return table

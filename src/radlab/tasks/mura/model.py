@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from radlab.core.config import read_yaml, validate_config
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
 from radlab.core.models import ImageClassifier, build_image_classifier, load_weights
@@ -25,18 +24,13 @@ def build_model(config: MuraConfig, initialise: bool = True) -> ImageClassifier:
     )
 
 
-def load_run_config(run_dir: str | Path) -> MuraConfig:
-    """The resolved config a run was trained with."""
-    run = RunDir(Path(run_dir))
-    run.require_model()
-    config = validate_config(MuraConfig, read_yaml(run.config, "run config"), source=str(run.config))
-    return config
-
-
 def load_model(run_dir: str | Path) -> tuple[MuraConfig, ImageClassifier]:
     """Rebuild the network of a finished run and load its weights (safetensors only)."""
+    from radlab.tasks.mura import TASK
+
     run = RunDir(Path(run_dir))
-    config = load_run_config(run_dir)
+    run.require_model()
+    config: MuraConfig = TASK.run_config(run.root)
     model = build_model(config, initialise=False)
     state = load_weights(run.weights)
     missing, unexpected = model.load_state_dict(state, strict=False)

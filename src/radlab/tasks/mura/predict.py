@@ -1,4 +1,5 @@
-"""`radlab mura predict`: the CodaLab contract, streaming, batched across studies, never losing a study.
+"""`radlab mura predict`: the CodaLab contract, streaming, batched across studies, never losing a study;
+loading a run (every engine), the CodaLab bundle's entry and what `radlab export` writes and checks.
 
 Paths come from a headerless image-paths CSV; one row per study leaves, in first-seen order. An image that
 cannot be read costs a warning and its study is predicted from its other images; a study with no readable
@@ -8,29 +9,40 @@ an error instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import nn
 
 from radlab.core.console import warn
-from radlab.core.engine.ensemble import ensemble_members
+from radlab.core.engine.ensemble import expand_members
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
 from radlab.core.infer import engine_model, pick_device, stream_predictions
-from radlab.core.infer.bundle import bundle_main
+from radlab.core.infer.export import ExportPart, ExportSpec, HeldOut, readable_batches
 from radlab.core.io import resolve_under
 from radlab.core.io.cache import cached_image_dataset
 from radlab.core.io.dataset import ImageFileDataset
 from radlab.core.models.ensemble import ProbabilityAverage
 from radlab.core.transforms import build_image_transform
+from radlab.core.transforms.image import ResizeMode
 from radlab.tasks.mura.config import MuraConfig
-from radlab.tasks.mura.data import group_studies
-from radlab.tasks.mura.formats import read_image_paths, study_type, write_predictions, write_probabilities
+from radlab.tasks.mura.data import StudyPooler, group_studies
+from radlab.tasks.mura.evaluate import evaluate_files
+from radlab.tasks.mura.formats import (
+    read_image_paths,
+    read_probabilities,
+    split_csvs,
+    study_type,
+    write_predictions,
+    write_probabilities,
+)
 from radlab.tasks.mura.model import load_model
-from radlab.tasks.mura.pooling import StudyPooler
+
+Loaded = tuple[MuraConfig, nn.Module]
 
 
 @dataclass
@@ -47,7 +59,7 @@ class PredictionSummary:
 def predict_csv(
     input_csv: str | Path,
     output_csv: str | Path,
-    run_dir: str | Path,
+    run_dirs: str | Path | Sequence[str | Path],
     data_root: str | Path = ".",
     *,
     threshold: float | None = None,
@@ -58,17 +70,19 @@ def predict_csv(
     probabilities_csv: str | Path | None = None,
     device: str = "auto",
     engine: str = "torch",
-    loaded: tuple[MuraConfig, nn.Module] | None = None,
+    loaded: Loaded | None = None,
     allow_outside_root: bool = False,
 ) -> PredictionSummary:
-    """Predict every study of `input_csv` with the model in `run_dir` and write the CodaLab file.
+    """Predict every study of `input_csv` with the model of the run(s) in `run_dirs` (several, or a --folds
+    ensemble, average their probabilities) and write the CodaLab file.
 
     `engine` is "torch", or "onnx" / "int8" for the files `radlab export` wrote (ONNX Runtime, CPU).
-    `loaded` (from load_engine) skips loading, for callers predicting many files with one model."""
-    config, model = loaded if loaded is not None else load_engine(run_dir, engine)
+    `loaded` (from load_members) skips loading, for callers predicting many files with one model."""
+    members = expand_members([run_dirs] if isinstance(run_dirs, str | Path) else run_dirs)
+    config, model = loaded if loaded is not None else load_members(members, engine)
     options = config.predict
     threshold = options.threshold if threshold is None else threshold
-    fallback = _fallback_labels(RunDir(ensemble_members(run_dir)[0]))
+    fallback = _fallback_labels(RunDir(members[0]))
 
     images = read_image_paths(input_csv)
     groups = group_studies(images)
@@ -119,13 +133,16 @@ def predict_csv(
     return PredictionSummary(len(groups.studies), len(images), unreadable, int(labels.sum()), fallback_studies)
 
 
-def load_engine(run_dir: str | Path, engine: str = "torch") -> tuple[MuraConfig, nn.Module]:
-    """The run's config and the model `engine` runs (PyTorch, or an ONNX Runtime session).
+def load_run(run_dir: str | Path, engine: str = "torch") -> Loaded:
+    """A run's config and the model `engine` runs (PyTorch, or an ONNX Runtime session)."""
+    config, model = load_model(run_dir)
+    return config, engine_model(model, run_dir, engine)
 
-    An ensemble folder (`train --folds K`) gives its members' averaged probabilities; they must share the
-    preprocessing and threshold, which come from the first member."""
-    members = ensemble_members(run_dir)
-    loaded = [load_model(member) for member in members]
+
+def load_members(members: Sequence[Path], engine: str = "torch") -> Loaded:
+    """Several runs as one model averaging their probabilities; they must share the preprocessing and
+    predict settings, which come from the first."""
+    loaded = [load_run(member, engine) for member in members]
     config = loaded[0][0]
     for member, (other, _) in zip(members[1:], loaded[1:], strict=True):
         if (other.data.image_size, other.data.resize, other.predict) != (
@@ -134,7 +151,7 @@ def load_engine(run_dir: str | Path, engine: str = "torch") -> tuple[MuraConfig,
             config.predict,
         ):
             raise RadlabDataError(member / "config.yaml", f"preprocessing or predict settings differ from {members[0]}")
-    models = [engine_model(model, member, engine) for member, (_, model) in zip(members, loaded, strict=True)]
+    models = [model for _, model in loaded]
     return config, models[0] if len(models) == 1 else ProbabilityAverage(models)
 
 
@@ -154,14 +171,10 @@ def _fallback_labels(run: RunDir) -> Callable[[str], tuple[int, float]]:
     return fallback
 
 
-def codalab_main(argv: list[str], model_dir: Path) -> int:
-    """`python src/predict.py IMAGE_PATHS_CSV PREDICTIONS_CSV` inside a CodaLab bundle (paths relative to cwd)."""
-    return bundle_main(
-        argv,
-        "IMAGE_PATHS_CSV PREDICTIONS_CSV",
-        # CodaLab hands the paths of its own data: wherever they point, they are the input.
-        lambda src, out: describe(predict_csv(src, out, model_dir, data_root=Path.cwd(), allow_outside_root=True)),
-    )
+def codalab_predict(input_csv: str, output_csv: str, model_dir: Path) -> str:
+    """The CodaLab bundle's predict: paths relative to the working directory, wherever they point (they are
+    CodaLab's own data)."""
+    return describe(predict_csv(input_csv, output_csv, model_dir, data_root=Path.cwd(), allow_outside_root=True))
 
 
 def describe(summary: PredictionSummary) -> str:
@@ -172,3 +185,43 @@ def describe(summary: PredictionSummary) -> str:
     if summary.fallback_studies:
         text += f"; {len(summary.fallback_studies)} studies given the fallback label"
     return text
+
+
+def calibration_batches(
+    root: Path, size: int, resize: ResizeMode, count: int, seed: int = 0, batch: int = 8
+) -> Iterator[np.ndarray]:
+    """`count` training images (a seeded draw), decoded and resized as predict does, as float32 batches."""
+    paths_csv, _ = split_csvs(root, "train")
+    images = read_image_paths(paths_csv)
+    chosen = np.random.default_rng(seed).permutation(len(images))[:count]
+    transform = build_image_transform(size, resize=resize)
+    dataset = ImageFileDataset([root / images[i].path for i in sorted(chosen)], transform, transform.output_shape)
+    return readable_batches(dataset, batch)
+
+
+def export_parts(run: RunDir, loaded: Loaded, root: Path | None, held_out_apart: bool) -> list[ExportPart]:
+    """The classifier, calibrated on training images (the valid split is held out either way)."""
+    config, model = loaded
+    size = config.data.image_size
+
+    def calibrate(count: int) -> Iterator[np.ndarray]:
+        assert root is not None  # int8 export asks for calibration only with the training data known
+        return calibration_batches(root, size, config.data.resize, count, config.train.seed)
+
+    return [ExportPart(run.root, model, torch.rand(2, 1, size, size) * 255, calibrate)]
+
+
+def held_out(run: RunDir, root: Path, scratch: Path) -> HeldOut:
+    """The valid split predicted as `predict` would: the official kappa and the study probabilities."""
+    paths_csv, labels_csv = split_csvs(root, "valid")
+
+    def predict(engine: str) -> tuple[float | None, np.ndarray]:
+        out, probs = scratch / f"{engine}.csv", scratch / f"{engine}.probs.csv"
+        predict_csv(paths_csv, out, run.root, root, probabilities_csv=probs, engine=engine, num_workers=0)
+        official, _ = evaluate_files(labels_csv, out)
+        return official["Overall_Mean"], np.array([row.probability for row in read_probabilities(probs)])
+
+    return HeldOut(predict)
+
+
+EXPORT = ExportSpec(parts=export_parts, held_out=held_out, metric="kappa")

@@ -3,7 +3,8 @@
 Abnormal studies show orthopaedic hardware (a bright plate with screws), a fracture gap or a lytic lesion on
 most of their images; normal studies show none. Both carry side markers and soft tissue. As in the real
 data, some images are RGB or LA rather than L, some are intensity-inverted, and sizes vary (longest side
-at most 512). Everything is drawn from one seed, so a seed gives the same bytes every time.
+at most 512). Everything is drawn from one seed, so a seed gives the same bytes every time. `DEMO` is the round trip
+`radlab demo --task mura` (and the contract tests) run on it.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from radlab.core.demo import DemoSpec, Evaluation
 from radlab.core.io.atomic import atomic_path
-from radlab.tasks.mura.formats import ROOT_NAME, STUDY_TYPES
+from radlab.tasks.mura.formats import ROOT_NAME, STUDY_TYPES, read_image_paths, read_probabilities
 
 # Study counts per type in the real dataset (paper, Table 1), used as sampling weights.
 _TYPE_WEIGHTS = np.array([1912, 2110, 1010, 2185, 727, 3015, 3697], dtype=np.float64)
@@ -166,6 +169,7 @@ def _layout(kind: str, h: int, w: int, rng: np.random.Generator) -> list[tuple[f
     s = min(h, w)
     cx, cy = w * rng.uniform(0.4, 0.6), h * rng.uniform(0.4, 0.6)
     t = s * rng.uniform(0.07, 0.1)
+    segs: list[tuple[float, float, float, float, float]]
     if kind == "HUMERUS":
         segs = [(0, -0.42, 0, 0.42, 1.3)]
     elif kind == "FOREARM":
@@ -275,3 +279,43 @@ def _write_csv(path: Path, rows: list[list[object]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         csv.writer(handle, lineterminator="\n").writerows(rows)
+
+
+def _probabilities_beside(output: Path) -> Path:
+    return output.with_name(f"{output.stem}.probs.csv")
+
+
+def _demo_synth(data: Path, seed: int, studies: int = 600, **options: Any) -> str:
+    counts = synthesize_mura(data, studies=studies, seed=seed, **options)
+    return f"train {counts['train']}, valid {counts['valid']} studies"
+
+
+def _demo_inputs(data: Path) -> list[Path]:
+    return [data / image.path for image in read_image_paths(data / ROOT_NAME / "valid_image_paths.csv")]
+
+
+def _demo_evaluate(data: Path, output: Path, metrics: dict[str, Any]) -> Evaluation:
+    from radlab.tasks.mura.evaluate import evaluate_files, results_table
+
+    truth = data / ROOT_NAME / "valid_labeled_studies.csv"
+    official, details = evaluate_files(truth, output, _probabilities_beside(output))
+    return Evaluation(official, results_table(details, "MURA, synthetic valid split, study level"), official)
+
+
+DEMO = DemoSpec(
+    what="600 studies",
+    synth=_demo_synth,
+    predict_args=lambda data, run, output: [
+        str(data / ROOT_NAME / "valid_image_paths.csv"),
+        str(output),
+        "--data-root",
+        str(data),
+        "--probs",
+        str(_probabilities_beside(output)),
+    ],
+    inputs=_demo_inputs,
+    evaluate=_demo_evaluate,
+    scores=lambda output: np.array([row.probability for row in read_probabilities(_probabilities_beside(output))]),
+    explain_input=lambda data: _demo_inputs(data)[0],
+    reference="the paper's test kappa 0.705",
+)

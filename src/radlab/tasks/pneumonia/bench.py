@@ -1,4 +1,4 @@
-"""`radlab bench infer --task pneumonia`: radlab's predict against the seeds' way, on the same DICOMs.
+"""`radlab bench infer|prep --task pneumonia`: radlab's predict against the seeds' way, on the same DICOMs.
 
 Reference (seed 003 ran its detector image by image on a low-power board): one image at a time, decoded by
 pydicom in the main process, eager fp32 in contiguous memory under `torch.no_grad`, then the same box
@@ -18,92 +18,34 @@ import numpy as np
 import pydicom
 import torch
 
-from radlab.core.bench import compare_interleaved, comparison_fields, infer_report, machine, model_flops, scratch_copy
-from radlab.core.config import config_to_yaml
-from radlab.core.console import info
+from radlab.core.bench import compare_interleaved, comparison_fields, machine, model_flops
+from radlab.core.bench.spec import BenchInputs, BenchSpec
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.io.atomic import atomic_write_text
 from radlab.core.models import save_weights
-from radlab.tasks.pneumonia.config import PneumoniaConfig, load_pneumonia_config
+from radlab.tasks.pneumonia.config import PneumoniaConfig
 from radlab.tasks.pneumonia.data import DetectionTransform, PneumoniaDataset, xywh_to_xyxy
-from radlab.tasks.pneumonia.export import export
 from radlab.tasks.pneumonia.formats import TRAIN_IMAGES, read_submission
-from radlab.tasks.pneumonia.model import DenseDetector, PneumoniaDetector, load_detector, opacity_weight
-from radlab.tasks.pneumonia.postprocess import select, to_original
-from radlab.tasks.pneumonia.predict import predict_folder
+from radlab.tasks.pneumonia.model import DenseDetector, PneumoniaDetector, opacity_weight, select, to_original
+from radlab.tasks.pneumonia.predict import Loaded, predict_folder
 from radlab.tasks.pneumonia.synth import synthesize_pneumonia
 
 Found = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
-def bench_infer(
-    images: int = 16,
-    repeats: int = 3,
-    config_name: str | None = "paper",
-    overrides: list[str] | tuple[str, ...] = (),
-    model_dir: Path | None = None,
-    engines: tuple[str, ...] = ("torch", "onnx", "int8"),
-    workers: int | None = None,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Images per second of the reference and of each radlab engine, and how far their kept boxes and scores
-    differ. The ONNX engines are exported into a scratch copy of the run, int8 calibrated on synthetic
-    training images."""
-    config = load_detector(model_dir)[0] if model_dir else load_pneumonia_config(config_name, list(overrides))
-    workers = config.predict.num_workers if workers is None else workers
-    size = config.data.image_size
-    with tempfile.TemporaryDirectory(prefix="radlab-bench-") as scratch_name:
-        scratch = Path(scratch_name)
-        folder = _inputs(scratch, images, seed)
-        run = scratch_copy(model_dir, scratch) if model_dir else _temporary_run(scratch / "run", config, seed)
-        if {"onnx", "int8"} & set(engines):
-            export(run, int8="int8" in engines, calibration=16, data_root=scratch / "data", validate=False)
-        _, detector = load_detector(run)
-        post = RunDir(run).read_json("postprocess.json")
-        paths = sorted(folder.glob("*.dcm"))
-        results: dict[str, Any] = {}
-        for engine in engines:
-            info(f"bench infer pneumonia: reference against radlab {engine}, {len(paths)} DICOMs")
-            loaded = load_detector(run, engine)
-            comparison = compare_interleaved(
-                lambda: _reference(detector, paths, config, post),
-                lambda loaded=loaded: _radlab(folder, scratch / "radlab.csv", run, loaded, workers),
-                items=len(paths),
-                repeats=repeats,
-            )
-            results[engine] = comparison_fields(
-                comparison, **_agreement(comparison.reference_output, comparison.radlab_output)
-            )
-        flops = model_flops(DenseDetector(detector), torch.zeros(1, 1, size, size, dtype=torch.uint8))
-    return infer_report(
-        "pneumonia",
-        results,
-        "image",
-        flops,
-        images=len(paths),
-        repeats=repeats,
-        backbone=config.model.backbone,
-        image_size=size,
-        loader_workers=workers,
-    )
+def _inputs(folder: Path, images: int, seed: int) -> BenchInputs:
+    """`images` synthetic DICOMs (JPEG baseline, 1024 px, as the challenge's) copied from the training set
+    synthesised in `folder` (which export calibrates on) into `folder/input`."""
+    synthesize_pneumonia(folder, patients=max(8, images + 4), seed=seed, workers=2)
+    chosen = folder / "input"
+    chosen.mkdir()
+    for path in sorted((folder / TRAIN_IMAGES).glob("*.dcm"))[:images]:
+        shutil.copy(path, chosen / path.name)
+    paths = sorted(chosen.glob("*.dcm"))
+    return BenchInputs(folder, len(paths), (chosen, paths))
 
 
-def _inputs(scratch: Path, images: int, seed: int) -> Path:
-    """A folder of `images` synthetic DICOMs (JPEG baseline, 1024 px, as the challenge's)."""
-    synthesize_pneumonia(scratch / "data", patients=max(8, images + 4), seed=seed, workers=2)
-    folder = scratch / "input"
-    folder.mkdir()
-    for path in sorted((scratch / "data" / TRAIN_IMAGES).glob("*.dcm"))[:images]:
-        shutil.copy(path, folder / path.name)
-    return folder
-
-
-def _temporary_run(run_dir: Path, config: PneumoniaConfig, seed: int) -> Path:
+def _fresh_run(run: RunDir, config: PneumoniaConfig, seed: int) -> None:
     """A seeded fresh detector with a score threshold near 0, so that both ways keep boxes to compare."""
-    run = RunDir(run_dir)
-    run.root.mkdir(parents=True)
-    torch.manual_seed(seed)
-    atomic_write_text(run.config, config_to_yaml(config))
     state = PneumoniaDetector(config, initialise=False).state_dict()
     # Untrained, the focal-loss prior scores every anchor near 0.01, under the detector's own floor, and nearly
     # alike: centre the classification bias and spread its weights, so that there are distinct boxes to compare.
@@ -116,16 +58,24 @@ def _temporary_run(run_dir: Path, config: PneumoniaConfig, seed: int) -> Path:
         "postprocess.json",
         {"score_threshold": 1e-3, "relative_prune": post.relative_prune, "nms_iou": post.nms_iou, "use_global": False},
     )
-    return run.root
 
 
-def _reference(model: PneumoniaDetector, paths: list[Path], config: PneumoniaConfig, post: dict) -> Found:
-    """The seeds' loop: per image, pydicom's pixel_array, the same resize, one eager fp32 forward pass."""
+def _run(scratch: Path) -> RunDir:
+    """The run the driver measures: it lives beside the inputs' data folder in the scratch folder (a fresh run
+    or the copy of a trained one)."""
+    return RunDir(scratch / "run")
+
+
+def _reference(loaded: Loaded, inputs: BenchInputs) -> Found:
+    """The seeds' loop: per image, pydicom's pixel_array, the same resize, one eager fp32 forward pass, the
+    run's post-processing."""
+    config, model = loaded
+    post = _run(inputs.data_root.parent).read_json("postprocess.json")
     transform = DetectionTransform(config.data.image_size)
     model = model.eval().to(memory_format=torch.contiguous_format)
     found: Found = {}
     with torch.no_grad():
-        for path in paths:
+        for path in inputs.payload[1]:
             pixels = pydicom.dcmread(path).pixel_array
             image, _ = transform(pixels, np.zeros((0, 4)))
             out = model(image[None].contiguous(), detect=True)
@@ -137,13 +87,14 @@ def _reference(model: PneumoniaDetector, paths: list[Path], config: PneumoniaCon
     return found
 
 
-def _radlab(folder: Path, out: Path, run: Path, loaded: Any, workers: int) -> Found:
+def _radlab(loaded: Loaded, inputs: BenchInputs, scratch: Path, workers: int) -> Found:
     """`predict_folder` itself, its detector loaded once beforehand (as the reference's is)."""
-    predict_folder(folder, out, [run], num_workers=workers, device="cpu", loaded=[loaded])
+    out = scratch / "radlab.csv"
+    predict_folder(inputs.payload[0], out, [_run(scratch).root], num_workers=workers, device="cpu", loaded=[loaded])
     return {patient: (p.boxes, p.scores) for patient, p in read_submission(out).items()}
 
 
-def _agreement(reference: Found, radlab: Found) -> dict[str, Any]:
+def _agreement(reference: Found, radlab: Found, config: PneumoniaConfig) -> dict[str, Any]:
     """Images whose kept boxes match in number; the largest score and box-corner differences among them."""
     same, score_diff, box_diff = 0, 0.0, 0.0
     for patient, (boxes, scores) in reference.items():
@@ -161,6 +112,16 @@ def _agreement(reference: Found, radlab: Found) -> dict[str, Any]:
         "max_abs_box_diff_px": box_diff,
         "boxes_kept": int(sum(len(s) for _, s in reference.values())),
     }
+
+
+def _flops(loaded: Loaded, inputs: BenchInputs) -> float:
+    config, detector = loaded
+    size = config.data.image_size
+    return model_flops(DenseDetector(detector), torch.zeros(1, 1, size, size, dtype=torch.uint8))
+
+
+def _details(config: PneumoniaConfig, inputs: BenchInputs) -> dict[str, Any]:
+    return {"images": inputs.items, "backbone": config.model.backbone, "image_size": config.data.image_size}
 
 
 def bench_prep(images: int = 100, repeats: int = 3, size: int = 512, seed: int = 0) -> dict[str, Any]:
@@ -218,3 +179,18 @@ def bench_prep(images: int = 100, repeats: int = 3, size: int = 512, seed: int =
         "max_abs_box_diff_px": box_diff,
         **machine(),
     }
+
+
+BENCH = BenchSpec(
+    unit="image",
+    default_items=16,
+    calibration=16,
+    inputs=_inputs,
+    fresh_run=_fresh_run,
+    reference=_reference,
+    radlab=_radlab,
+    agreement=_agreement,
+    flops=_flops,
+    details=_details,
+    prep=bench_prep,
+)

@@ -1,4 +1,5 @@
-"""Chest X-ray DICOMs with their boxes, resized and augmented so that boxes follow the image."""
+"""Chest X-ray DICOMs with their boxes, resized and augmented so that boxes follow the image; the k-fold
+split of the labelled patients that training validates on."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from radlab.core.errors import RadlabDataError
+from radlab.core.engine.folds import stratified_folds
+from radlab.core.errors import RadlabConfigError, RadlabDataError
 from radlab.core.io.cache import PreprocessCache
 from radlab.core.io.dicom import read_dicom_image
-from radlab.tasks.pneumonia.config import AugmentConfig
+from radlab.tasks.pneumonia.config import AugmentConfig, PneumoniaConfig
 from radlab.tasks.pneumonia.formats import (
     CLASS_INFO,
     CLASSES,
@@ -174,6 +176,21 @@ class PneumoniaDataset(DicomBoxDataset):
             [CLASSES.index(classes[p]) for p in self.ids],
             cache_dir,
         )
+
+
+def fold_ids(root: Path, config: PneumoniaConfig) -> tuple[list[str], list[str]]:
+    """(training ids, validation ids): fold `train.fold` of `train.folds`, stratified on the class."""
+    patients = list(read_box_labels(root / TRAIN_LABELS))
+    classes = read_class_info(root / CLASS_INFO)
+    missing = [p for p in patients if p not in classes]
+    if missing:
+        raise RadlabDataError(root / CLASS_INFO, f"no class for {len(missing)} patients, e.g. {missing[0]}")
+    train = config.train
+    if train.fold >= train.folds:
+        raise RadlabConfigError(f"train.fold must be below train.folds ({train.folds}), got {train.fold}")
+    labels = [CLASSES.index(classes[p]) for p in patients]
+    kept, held_out = stratified_folds(labels, train.folds, train.fold_seed)[train.fold]
+    return [patients[i] for i in kept], [patients[i] for i in held_out]
 
 
 def collate_detection(items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""`radlab pneumonia evaluate`: the challenge's mAP over IoU 0.40-0.75 for a submission against box labels."""
+"""`radlab pneumonia evaluate`: the challenge's mAP over IoU 0.40-0.75 for a submission against box labels
+(plus the demo's results table)."""
 
 from __future__ import annotations
 
@@ -45,4 +46,22 @@ def evaluate_files(truth_csv: str | Path, submission_csv: str | Path, comparison
     }
 
 
-__all__ = ["RSNA_THRESHOLDS", "evaluate_files"]
+def results_table(
+    validation: dict[str, Any], test: dict[str, Any], title: str = "RSNA Pneumonia, synthetic data"
+) -> Any:
+    """The validation fold's mAP and score threshold (a run's metrics) beside a test folder's scores (rich)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("split", "images", "mAP", "score threshold"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    table.add_row("validation (fold 1)", "", _fmt(validation.get("map")), _fmt(validation.get("score_threshold")))
+    table.add_row("test", str(test["images"]), _fmt(test["mAP"]), "")
+    return table
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+__all__ = ["RSNA_THRESHOLDS", "evaluate_files", "results_table"]

@@ -1,4 +1,4 @@
-"""RSNA Pneumonia files: box labels, class info, and the Kaggle submission.
+"""RSNA Pneumonia files: the data folder, box labels, class info, and the Kaggle submission.
 
 - `stage_2_train_labels.csv`: header `patientId,x,y,width,height,Target`, one row per box; a negative patient
   has one row with empty coordinates and Target 0. Boxes are (x, y, width, height) in original pixels.
@@ -31,6 +31,10 @@ TRAIN_LABELS = "stage_2_train_labels.csv"
 CLASS_INFO = "stage_2_detailed_class_info.csv"
 TRAIN_IMAGES = "stage_2_train_images"
 TEST_IMAGES = "stage_2_test_images"
+# What a run directory keeps besides the common files: the mAP of every swept score threshold per epoch, and
+# the kept epoch's boxes on every validation image (the report's gallery).
+SWEEP_FILE = "threshold_sweep.csv"
+DETECTIONS_FILE = "valid_detections.json"
 
 
 @dataclass
@@ -39,6 +43,14 @@ class Prediction:
 
     boxes: np.ndarray
     scores: np.ndarray
+
+
+def resolve_data_root(folder: str | Path) -> Path:
+    """The folder holding stage_2_train_labels.csv, stage_2_detailed_class_info.csv and the image folders."""
+    folder = Path(folder)
+    if not (folder / TRAIN_LABELS).is_file():
+        raise RadlabDataError(folder / TRAIN_LABELS, "missing: pass the folder that holds the challenge's files")
+    return folder
 
 
 def _rows_after_header(csv_path: str | Path, header: list[str]) -> Iterable[tuple[int, list[str]]]:

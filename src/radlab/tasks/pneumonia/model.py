@@ -1,17 +1,23 @@
-"""The detector: torchvision's RetinaNet parts on a timm backbone with an FPN, plus the global class head.
+"""The detector: torchvision's RetinaNet parts on a timm backbone with an FPN, plus the global class head;
+and the post-processing from its raw detections to submitted boxes.
 
 We use RetinaNet's head, anchor generator, focal loss and box decoding, and run our own forward: one pass
 returns the losses and the detections together (validation needs both), the global head reads the last
 backbone stage, and images arrive already resized, so torchvision's resizing transform is not used.
+
+Post-processing (shared by training's threshold sweep, predict, explain and bench): boxes back to original
+pixels, relative pruning, the score threshold (optionally weighted by the global head), and the sweep that
+picks that threshold on validation.
 """
 
 from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from timm.layers import freeze_batch_norm_2d
@@ -23,12 +29,11 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelP6P7
 
-from radlab.core.config import read_yaml, validate_config
-from radlab.core.engine.run_dir import RunDir
-from radlab.core.errors import RadlabConfigError, RadlabDataError
-from radlab.core.infer import engine_model
-from radlab.core.models import create_backbone, load_weights
+from radlab.core.errors import RadlabConfigError
+from radlab.core.metrics.detection import Comparison, mean_average_precision
+from radlab.core.models import create_backbone
 from radlab.tasks.pneumonia.config import PneumoniaConfig
+from radlab.tasks.pneumonia.data import xyxy_to_xywh
 
 # Box deltas are divided by (0.1, 0.1, 0.2, 0.2), as in the recipe.
 BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
@@ -218,31 +223,6 @@ def opacity_weight(global_log_probs: torch.Tensor) -> torch.Tensor:
     return probs[:, 2] + 0.1 * probs[:, 0]
 
 
-def load_run_config(run_dir: str | Path) -> PneumoniaConfig:
-    run = RunDir(Path(run_dir))
-    run.require_model()
-    return validate_config(PneumoniaConfig, read_yaml(run.config, "run config"), source=str(run.config))
-
-
-def load_detector(run_dir: str | Path, engine: str = "torch") -> tuple[PneumoniaConfig, nn.Module]:
-    """The config and trained detector of a run (safetensors only); with `engine` onnx or int8 its network
-    runs from RUN/model.onnx or model.int8.onnx (`radlab export`)."""
-    run = RunDir(Path(run_dir))
-    config = load_run_config(run_dir)
-    model = PneumoniaDetector(config, initialise=False)
-    missing, unexpected = model.load_state_dict(load_weights(run.weights), strict=False)
-    if missing or unexpected:
-        raise RadlabDataError(run.weights, f"weights do not match {config.model.backbone} (missing {len(missing)})")
-    model = model.eval()
-    network = engine_model(model, run.root, engine)
-    if network is model:
-        return config, model
-    size = config.data.image_size
-    if network.metadata.get("image_size") != str(size):
-        raise RadlabDataError(network.path, f"was exported for another image size than {size}; export again")
-    return config, EngineDetector(network, model, [tuple(s) for s in json.loads(network.metadata["level_shapes"])])
-
-
 def export_metadata(detector: PneumoniaDetector, size: int) -> dict[str, str]:
     """What an exported detector's file carries: the image size and each level's (h, w) at that size."""
     with torch.no_grad():
@@ -253,3 +233,56 @@ def export_metadata(detector: PneumoniaDetector, size: int) -> dict[str, str]:
 def logit(p: torch.Tensor) -> torch.Tensor:
     p = p.clamp(1e-6, 1 - 1e-6)
     return torch.log(p) - torch.log1p(-p)
+
+
+def to_original(boxes_xyxy: np.ndarray, input_size: int, original: tuple[int, int]) -> np.ndarray:
+    """Boxes predicted on the S x S input -> (x, y, w, h) in the original image's pixels."""
+    height, width = original
+    scale = np.array([width / input_size, height / input_size] * 2)
+    return xyxy_to_xywh(np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4) * scale)
+
+
+def select(
+    boxes: np.ndarray, scores: np.ndarray, threshold: float, relative: float, weight: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drop boxes below `relative` x the image's top score, then keep those whose score (sqrt(score x weight)
+    when the global head weighs in) exceeds `threshold`."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(scores) == 0:
+        return np.zeros((0, 4)), scores
+    keep = scores >= relative * scores.max()
+    adjusted = np.sqrt(scores * weight) if weight is not None else scores
+    keep &= adjusted > threshold
+    return boxes[keep], adjusted[keep]
+
+
+def threshold_sweep(
+    truth: Sequence[np.ndarray],
+    boxes: Sequence[np.ndarray],
+    scores: Sequence[np.ndarray],
+    thresholds: Sequence[float],
+    relative: float,
+    comparison: Comparison = ">=",
+    weights: Sequence[float] | None = None,
+) -> dict[float, float]:
+    """mAP at each score threshold."""
+    table = {}
+    for threshold in thresholds:
+        chosen = [
+            select(b, s, threshold, relative, None if weights is None else weights[i])
+            for i, (b, s) in enumerate(zip(boxes, scores, strict=True))
+        ]
+        value, _, _ = mean_average_precision(
+            truth, [c[0] for c in chosen], [c[1] for c in chosen], comparison=comparison
+        )
+        table[float(threshold)] = value
+    return table
+
+
+def best_threshold(table: dict[float, float]) -> tuple[float, float]:
+    """(threshold, mAP) with the highest mAP (the lowest threshold among ties); NaN-safe."""
+    finite = {t: v for t, v in table.items() if not np.isnan(v)}
+    if not finite:
+        return next(iter(table)), float("nan")
+    top = max(finite.values())
+    return min(t for t, v in finite.items() if v == top), top

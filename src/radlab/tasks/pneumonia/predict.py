@@ -1,34 +1,65 @@
-"""`radlab pneumonia predict`: a folder of `<patientId>.dcm` in, the Kaggle submission out.
+"""`radlab pneumonia predict`: a folder of `<patientId>.dcm` in, the Kaggle submission out; loading a run
+(every engine) and what `radlab export` writes and checks.
 
 CPU first (seed 003 runs this model on a low-power board): batched and streaming over a bounded loader,
 a progress bar on a terminal, boxes mapped back to each image's original pixels. One row per DICOM: an
 unreadable file gets an empty prediction and a warning (or an error with `strict`). Several runs (fold
 models) are averaged as the recipe does, per anchor: class probabilities and box centres by the mean, box
 sizes by P20 + (P20 - P80) x 0.9 over the models, which shrinks boxes where the models disagree.
+
+Export writes the detector's network (backbone, FPN, RetinaNet head, global head) as RUN/model.onnx (and
+model.int8.onnx calibrated on training images), with the level sizes in its metadata; anchors, decoding and
+NMS stay in PyTorch. Its held-out check predicts the run's held-out fold (up to `VALIDATION_IMAGES`) with
+each engine as `predict` would, and compares the official mAP.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from radlab.core.console import warn
 from radlab.core.engine.ensemble import expand_members
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabConfigError, RadlabDataError
-from radlab.core.infer import iterate_batches, pick_device
+from radlab.core.infer import engine_model, iterate_batches, pick_device
+from radlab.core.infer.export import ExportPart, ExportSpec, HeldOut, readable_batches
+from radlab.core.io.atomic import atomic_write_text
 from radlab.core.io.dicom import list_dicom_folder
+from radlab.core.models import load_weights
 from radlab.tasks.pneumonia.config import PneumoniaConfig
 from radlab.tasks.pneumonia.data import DetectionTransform, DicomBoxDataset, collate_detection
-from radlab.tasks.pneumonia.formats import Prediction, write_submission
-from radlab.tasks.pneumonia.model import PneumoniaDetector, load_detector, logit, opacity_weight
-from radlab.tasks.pneumonia.postprocess import select, to_original
+from radlab.tasks.pneumonia.evaluate import evaluate_files
+from radlab.tasks.pneumonia.formats import (
+    LABELS_HEADER,
+    TRAIN_IMAGES,
+    TRAIN_LABELS,
+    Prediction,
+    read_box_labels,
+    read_submission,
+    write_submission,
+)
+from radlab.tasks.pneumonia.model import (
+    DenseDetector,
+    EngineDetector,
+    PneumoniaDetector,
+    export_metadata,
+    logit,
+    opacity_weight,
+    select,
+    to_original,
+)
 
 SIZE_SCALE = 0.9
+VALIDATION_IMAGES = 256
+Loaded = tuple[PneumoniaConfig, nn.Module]
 
 
 @dataclass
@@ -69,14 +100,14 @@ def predict_folder(
     strict: bool = False,
     device: str = "auto",
     engine: str = "torch",
-    loaded: Sequence[tuple[PneumoniaConfig, PneumoniaDetector]] | None = None,
+    loaded: Sequence[Loaded] | None = None,
 ) -> PredictionSummary:
     """Write one submission row per `*.dcm` in `input_dir` (sorted by name). `engine` is "torch", or "onnx" /
-    "int8" for the files `radlab export` wrote (ONNX Runtime, CPU). `loaded` (load_detector of each run)
+    "int8" for the files `radlab export` wrote (ONNX Runtime, CPU). `loaded` (load_run of each run)
     skips loading, for repeated calls."""
     run_dirs = expand_members(run_dirs)  # a --folds ensemble counts as its folds
     paths = list_dicom_folder(input_dir)
-    loaded = loaded if loaded is not None else [load_detector(run, engine) for run in run_dirs]
+    loaded = loaded if loaded is not None else [load_run(run, engine) for run in run_dirs]
     config = loaded[0][0]
     for other, _ in loaded[1:]:
         if (other.data.image_size, other.model.levels) != (config.data.image_size, config.model.levels):
@@ -133,3 +164,91 @@ def predict_folder(
 def describe(summary: PredictionSummary) -> str:
     text = f"{summary.images} images: {summary.boxes} boxes in {summary.with_boxes} images"
     return text + (f"; {summary.unreadable} unreadable" if summary.unreadable else "")
+
+
+def load_run(run_dir: str | Path, engine: str = "torch") -> Loaded:
+    """The config and trained detector of a run (safetensors only); with `engine` onnx or int8 its network
+    runs from RUN/model.onnx or model.int8.onnx (`radlab export`)."""
+    from radlab.tasks.pneumonia import TASK
+
+    run = RunDir(Path(run_dir))
+    run.require_model()
+    config: PneumoniaConfig = TASK.run_config(run.root)
+    model = PneumoniaDetector(config, initialise=False)
+    missing, unexpected = model.load_state_dict(load_weights(run.weights), strict=False)
+    if missing or unexpected:
+        raise RadlabDataError(run.weights, f"weights do not match {config.model.backbone} (missing {len(missing)})")
+    model = model.eval()
+    network = engine_model(model, run.root, engine)
+    if network is model:
+        return config, model
+    size = config.data.image_size
+    if network.metadata.get("image_size") != str(size):
+        raise RadlabDataError(network.path, f"was exported for another image size than {size}; export again")
+    return config, EngineDetector(network, model, [tuple(s) for s in json.loads(network.metadata["level_shapes"])])
+
+
+def calibration_batches(
+    root: Path, ids: Sequence[str], size: int, count: int, seed: int, batch: int = 4
+) -> Iterator[np.ndarray]:
+    """`count` training images (a seeded draw among `ids`), decoded and resized as predict does, as float32
+    batches; unreadable images are left out."""
+    chosen = sorted(np.random.default_rng(seed).permutation(len(ids))[:count])
+    dataset = DicomBoxDataset([root / TRAIN_IMAGES / f"{ids[i]}.dcm" for i in chosen], DetectionTransform(size))
+    return readable_batches(dataset, batch, collate_detection)
+
+
+def _held_out_ids(run: RunDir) -> list[str]:
+    return sorted(run.read_json("split.json")["valid"])
+
+
+def export_parts(run: RunDir, loaded: Loaded, root: Path | None, held_out_apart: bool) -> list[ExportPart]:
+    """The detector's network, calibrated on training images (the run's held-out fold left out when the
+    engines are then compared on it)."""
+    config, detector = loaded
+    size = config.data.image_size
+    valid = set(_held_out_ids(run)) if root is not None and held_out_apart else set()
+
+    def calibrate(count: int) -> Iterator[np.ndarray]:
+        assert root is not None  # int8 export asks for calibration only with the training data known
+        ids = sorted(set(read_box_labels(root / TRAIN_LABELS)) - valid)
+        return calibration_batches(root, ids, size, count, config.train.seed)
+
+    assert isinstance(detector, PneumoniaDetector)  # loaded with the torch engine
+    return [
+        ExportPart(
+            run.root,
+            DenseDetector(detector),
+            torch.rand(2, 1, size, size) * 255,
+            calibrate,
+            outputs=DenseDetector.outputs,
+            metadata=export_metadata(detector, size),
+        )
+    ]
+
+
+def held_out(run: RunDir, root: Path, scratch: Path) -> HeldOut:
+    """The held-out fold (up to VALIDATION_IMAGES) predicted by an engine: the official mAP, and each image's
+    most confident box score (0 for an image with no box) to compare against torch."""
+    ids = _held_out_ids(run)[:VALIDATION_IMAGES]
+    folder = scratch / "images"
+    folder.mkdir()
+    for patient in ids:
+        os.symlink((root / TRAIN_IMAGES / f"{patient}.dcm").resolve(), folder / f"{patient}.dcm")
+    truth = scratch / "truth.csv"
+    lines = (root / TRAIN_LABELS).read_text(encoding="utf-8").splitlines()  # the official labels, these ids only
+    chosen = set(ids)
+    kept = [line for line in lines[1:] if line.split(",", 1)[0] in chosen]
+    atomic_write_text(truth, "\n".join([",".join(LABELS_HEADER), *kept]) + "\n")
+
+    def predict(engine: str) -> tuple[float | None, np.ndarray]:
+        out = scratch / f"{engine}.csv"
+        predict_folder(folder, out, [run.root], engine=engine, num_workers=0, device="cpu")
+        predictions = read_submission(out)
+        top = np.array([predictions[p].scores.max(initial=0.0) for p in ids])
+        return evaluate_files(truth, out)["mAP"], top
+
+    return HeldOut(predict, {"validation_images": len(ids)})
+
+
+EXPORT = ExportSpec(parts=export_parts, held_out=held_out, metric="mAP")

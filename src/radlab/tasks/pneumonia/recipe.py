@@ -1,4 +1,5 @@
-"""The RSNA Pneumonia training recipe as a LightningModule.
+"""The RSNA Pneumonia training recipe, and `fit`, what `radlab pneumonia train` runs inside the core driver:
+one fold of the stratified k-fold split trained and validated.
 
 Loss = focal classification + box regression + 0.1 x global-class NLL. Validation computes the losses (the
 plateau schedule follows the box loss, as in the recipe) and the detections in one pass; at the end of each
@@ -8,48 +9,58 @@ RUN/threshold_sweep.csv.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from radlab.core.console import warn
 from radlab.core.engine.callbacks import read_history, write_history
-from radlab.core.engine.distributed import gather_dict
+from radlab.core.engine.driver import FitContext, Training, fit_recipe
+from radlab.core.engine.loaders import epoch_loader
 from radlab.core.engine.optim import adam_with_plateau
+from radlab.core.engine.recipe import Recipe
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.models import save_weights
 from radlab.tasks.pneumonia.config import PneumoniaConfig
-from radlab.tasks.pneumonia.model import PneumoniaDetector, opacity_weight
-from radlab.tasks.pneumonia.postprocess import best_threshold, select, threshold_sweep, to_original
+from radlab.tasks.pneumonia.data import DetectionTransform, PneumoniaDataset, collate_detection, fold_ids
+from radlab.tasks.pneumonia.formats import DETECTIONS_FILE, SWEEP_FILE, resolve_data_root
+from radlab.tasks.pneumonia.model import (
+    PneumoniaDetector,
+    best_threshold,
+    opacity_weight,
+    select,
+    threshold_sweep,
+    to_original,
+)
 
-SWEEP_FILE = "threshold_sweep.csv"
-DETECTIONS_FILE = "valid_detections.json"
+
+@dataclass(frozen=True)
+class Found:
+    """One validation image's raw detections: boxes (x, y, w, h) in original pixels, their scores, and the
+    global head's opacity weight (one object per image: the boxes are ragged)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    weight: float
 
 
-class PneumoniaRecipe(L.LightningModule):
+class PneumoniaRecipe(Recipe[PneumoniaConfig]):
+    monitor = "val/map"
+    mode = "max"
+
     def __init__(
         self, config: PneumoniaConfig, run: RunDir, truth: list[np.ndarray], paths: list[str] | None = None
     ) -> None:
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.run = run
         self.truth = truth
         self.paths = paths
-        self.latest_found: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
         self.model = PneumoniaDetector(config)
         self.latest: dict[str, Any] = {}
-        self._found: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
-        self._reported: set[str] = set()
-
-    def _readable(self, batch: dict[str, Any]) -> list[int]:
-        for error in batch["error"]:
-            if error and error not in self._reported:
-                self._reported.add(error)
-                warn(f"{error} (left out)")
-        return [i for i, error in enumerate(batch["error"]) if not error]
+        self.latest_found: dict[int, Found] = {}
 
     def _losses(self, out: dict[str, Any], categories: torch.Tensor) -> dict[str, torch.Tensor]:
         losses = dict(out["losses"])
@@ -60,6 +71,9 @@ class PneumoniaRecipe(L.LightningModule):
             + self.config.model.global_loss_weight * losses["global"]
         )
         return losses
+
+    def _readable(self, batch: dict[str, Any]) -> list[int]:
+        return [i for i, readable in enumerate(self.readable(batch["error"])) if readable]
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         keep = self._readable(batch)
@@ -82,30 +96,29 @@ class PneumoniaRecipe(L.LightningModule):
         for name, key in (("loss", "total"), ("box_loss", "bbox_regression"), ("class_loss", "classification")):
             self.log(f"val/{name}", losses[key], on_epoch=True, batch_size=len(keep), sync_dist=True)
         weights = opacity_weight(out["global"]).cpu().numpy()
+        found = []
         for k, i in enumerate(keep):
-            found = out["detections"][k]
-            boxes = to_original(found["boxes"].cpu().numpy(), self.config.data.image_size, batch["size"][i])
-            self._found[int(batch["index"][i])] = (boxes, found["scores"].cpu().numpy(), float(weights[k]))
+            detections = out["detections"][k]
+            boxes = to_original(detections["boxes"].cpu().numpy(), self.config.data.image_size, batch["size"][i])
+            found.append(Found(boxes, detections["scores"].cpu().numpy(), float(weights[k])))
+        self.validation.add(batch["index"][keep], found=found)
 
     def on_validation_epoch_end(self) -> None:
-        found = gather_dict(self, self._found)  # DDP: every rank's images
-        self._found.clear()
-        if not found:
+        gathered = self.validation.gather(self)  # DDP: every rank's images, each once, in index order
+        if not len(gathered):
             return
-        self._found = found
-        order = sorted(self._found)
+        found: list[Found] = list(gathered["found"])
         post = self.config.postprocess
         table = threshold_sweep(
-            [self.truth[i] for i in order],
-            [self._found[i][0] for i in order],
-            [self._found[i][1] for i in order],
+            [self.truth[i] for i in gathered.index],
+            [f.boxes for f in found],
+            [f.scores for f in found],
             post.thresholds,
             post.relative_prune,
             post.iou_comparison,
-            [self._found[i][2] for i in order] if post.use_global else None,
+            [f.weight for f in found] if post.use_global else None,
         )
-        self.latest_found = dict(self._found)
-        self._found.clear()
+        self.latest_found = dict(zip(gathered.index.tolist(), found, strict=True))
         threshold, value = best_threshold(table)
         self.log("val/map", value, sync_dist=True)  # gathered: equal on every rank
         self.log("val/score_threshold", threshold, sync_dist=True)
@@ -147,12 +160,13 @@ class PneumoniaRecipe(L.LightningModule):
 
     def _validation_detections(self, threshold: float) -> list[dict[str, Any]]:
         """Per validation image: its file, true boxes and the boxes kept at the chosen threshold (x, y, w, h)."""
+        assert self.paths is not None  # checked by export
         post = self.config.postprocess
-        found = []
-        for index, (boxes, scores, weight) in sorted(self.latest_found.items()):
-            weighed = weight if post.use_global else None
-            kept, kept_scores = select(boxes, scores, threshold, post.relative_prune, weighed)
-            found.append(
+        detections = []
+        for index, found in sorted(self.latest_found.items()):
+            weighed = found.weight if post.use_global else None
+            kept, kept_scores = select(found.boxes, found.scores, threshold, post.relative_prune, weighed)
+            detections.append(
                 {
                     "input": self.paths[index],
                     "truth": np.round(np.asarray(self.truth[index]).reshape(-1, 4), 1).tolist(),
@@ -160,4 +174,49 @@ class PneumoniaRecipe(L.LightningModule):
                     "scores": np.round(kept_scores, 4).tolist(),
                 }
             )
-        return found
+        return detections
+
+
+def fit(context: FitContext[PneumoniaConfig]) -> dict[str, Any]:
+    """Train on the k-1 training folds, validate (and sweep the score threshold) on the held-out one; returns
+    the kept epoch's validation metrics."""
+    config, root, run = context.config, context.data_root, context.run
+    train_ids, valid_ids = fold_ids(root, config)
+    size, cache = config.data.image_size, config.data.cache_dir
+    train_set = PneumoniaDataset(
+        root, "train", DetectionTransform(size, True, config.augment, config.train.seed), train_ids, cache
+    )
+    valid_set = PneumoniaDataset(root, "train", DetectionTransform(size), valid_ids, cache)
+    if context.primary:
+        run.write_json("split.json", {"fold": config.train.fold, "folds": config.train.folds, "valid": valid_ids})
+    recipe = PneumoniaRecipe(config, run, valid_set.truth, [str(p) for p in valid_set.paths])
+    loading = {
+        "batch_size": config.train.batch_size,
+        "num_workers": config.data.num_workers,
+        "collate_fn": collate_detection,
+    }
+    fit_recipe(
+        recipe,
+        run,
+        config.train,
+        epoch_loader(train_set, shuffle=True, **loading),
+        epoch_loader(valid_set, shuffle=False, **loading),
+        context.checkpoint,
+    )
+    return run.read_json("metrics.json")
+
+
+def held_out_scores(metrics: dict[str, Any]) -> dict[str, float | None]:
+    """What an ensemble manifest and tuning read of one fold: its held-out mAP."""
+    return {"mAP": metrics.get("map")}
+
+
+def describe(metrics: dict[str, Any], out: Path) -> str:
+    """The kept epoch and its operating point, printed when training ends."""
+    return (
+        f"kept epoch {metrics['epoch']}: validation mAP {metrics.get('map')} at score threshold "
+        f"{metrics.get('score_threshold')}; sweep in {out / SWEEP_FILE}"
+    )
+
+
+TRAINING = Training(data_root=resolve_data_root, fit=fit, held_out=held_out_scores, describe=describe)

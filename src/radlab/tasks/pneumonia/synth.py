@@ -5,7 +5,8 @@ or two hazy opacities inside the lungs, each with its box; "No Lung Opacity / No
 enlarged heart, a pleural effusion or a line, without boxes; "Normal" patients show none of these. The
 class info file repeats a patient once per label row, as the real one does. Test patients go to
 stage_2_test_images/ and their truth to synthetic_test_labels.csv (not part of the official layout), so a
-submission can be scored. Each patient is drawn from its own seed.
+submission can be scored. Each patient is drawn from its own seed. `DEMO` is the round trip `radlab demo
+--task pneumonia` (and the contract tests) run on it: train on the train folder, predict the test folder.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -26,8 +28,17 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGBaseline8Bit, SecondaryCaptureImageStorage, generate_uid
 
+from radlab.core.demo import DemoSpec, Evaluation
 from radlab.core.io.atomic import atomic_path
-from radlab.tasks.pneumonia.formats import CLASS_HEADER, CLASSES, LABELS_HEADER, TEST_IMAGES, TRAIN_IMAGES
+from radlab.core.io.dicom import list_dicom_folder
+from radlab.tasks.pneumonia.formats import (
+    CLASS_HEADER,
+    CLASSES,
+    LABELS_HEADER,
+    TEST_IMAGES,
+    TRAIN_IMAGES,
+    read_submission,
+)
 
 TEST_TRUTH = "synthetic_test_labels.csv"
 _CLASS_SHARE = (0.44, 0.33, 0.23)  # not normal, normal, opacity (roughly the real 11,821 / 8,851 / 6,012)
@@ -205,3 +216,34 @@ def _write_csv(path: Path, rows: list[list[object]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         csv.writer(handle, lineterminator="\n").writerows(rows)
+
+
+def _demo_synth(data: Path, seed: int, patients: int = 400, size: int = 256, **options: Any) -> str:
+    counts = synthesize_pneumonia(data, patients=patients, seed=seed, size=size, **options)
+    return f"train {counts['train']}, test {counts['test']}"
+
+
+def _demo_evaluate(data: Path, output: Path, metrics: dict[str, Any]) -> Evaluation:
+    from radlab.tasks.pneumonia.evaluate import evaluate_files, results_table
+
+    scores = evaluate_files(data / TEST_TRUTH, output)
+    return Evaluation(scores, results_table(metrics, scores), {"validation": metrics, "test": scores})
+
+
+def _top_scores(output: Path) -> np.ndarray:
+    """Per patient (sorted), the most confident box's score (0 for an image with no box)."""
+    predictions = read_submission(output)
+    return np.array([predictions[patient].scores.max(initial=0.0) for patient in sorted(predictions)])
+
+
+DEMO = DemoSpec(
+    what="400 patients",
+    synth=_demo_synth,
+    predict_args=lambda data, run, output: [str(data / TEST_IMAGES), str(output)],
+    inputs=lambda data: list_dicom_folder(data / TEST_IMAGES),
+    evaluate=_demo_evaluate,
+    scores=_top_scores,
+    explain_input=lambda data: list_dicom_folder(data / TEST_IMAGES)[0],
+    output_name="submission.csv",
+    reference="top private leaderboard about 0.25",
+)

@@ -1,4 +1,5 @@
-"""`radlab explain mrnet`: for each network reading a series, the slice that drove its answer, with its CAM.
+"""What MRNet shows of a run: `radlab report`'s sections (AUROC per task and plane beside the fused model,
+curves, max-slice CAM galleries) and `radlab explain`'s picture for each network reading a series.
 
 An exam's logit is the head applied to the max over slices of the pooled features. The picture shows the
 slice whose own logit (the head applied to that slice's features alone) is highest, with the plain CAM of
@@ -8,6 +9,7 @@ that slice (exact for the global-average-pool head).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,25 +20,63 @@ from radlab.core.explain import Explanation, explain_each, feature_map_cam, over
 from radlab.core.explain.overlay import resize_map
 from radlab.core.io.inputs import input_files
 from radlab.core.io.volumes import read_volume
-from radlab.core.models import load_weights
+from radlab.core.report import (
+    CaseTable,
+    Section,
+    case_gallery,
+    classifier_sections,
+    missing_cases,
+    paragraph,
+    table_html,
+)
 from radlab.core.transforms import VolumeTransform
 from radlab.core.transforms.volume import minmax_to_uint8
-from radlab.tasks.mrnet.config import SERIES_MEAN, SERIES_STD
-from radlab.tasks.mrnet.formats import PLANES
-from radlab.tasks.mrnet.model import SeriesClassifier, build_unit_model, load_run_config, unit_run, units_for
+from radlab.tasks.mrnet.config import PLANES, SERIES_MEAN, SERIES_STD
+from radlab.tasks.mrnet.evaluate import KEYS, PAPER_AUROC
+from radlab.tasks.mrnet.model import SeriesClassifier
+from radlab.tasks.mrnet.predict import load_run
+
+
+def sections(run: RunDir, metrics: dict[str, Any], cases: CaseTable | None) -> list[Section]:
+    """Per task: AUROC of each plane's network and of the logistic-regression fusion; curves; galleries."""
+    per_plane = metrics.get("per_plane", {})
+    fused = metrics.get("valid", {})
+    rows = [
+        [task, *(per_plane[task].get(p) for p in PLANES), fused.get(KEYS[task]), PAPER_AUROC[task]]
+        for task in per_plane
+    ]
+    found = [
+        Section(
+            "AUROC per task and plane (validation)",
+            table_html(["task", *PLANES, "fused (logistic regression)", "paper (test)"], rows)
+            + paragraph(f"Average AUROC of the fused model: {fused.get('Average_AUROC', float('nan')):.4f}."),
+        )
+    ]
+    if cases is None:
+        return [*found, missing_cases(run)]
+    found += classifier_sections(cases, 0.5)
+    explainer = MRNetExplainer(run.root)
+    for task in cases.labels:
+        planes = {p: v for p, v in per_plane.get(task, {}).items() if v is not None}
+        plane = max(planes, key=planes.__getitem__) if planes else PLANES[0]
+
+        def picture(row: int, task: str = task, plane: str = plane) -> Explanation:
+            first = Path(cases.inputs[row])
+            series = first.parent.parent / plane / first.name
+            return explainer.explain_series(series, plane, (task,))[0]
+
+        gallery = case_gallery(cases, task, 0.5, picture, count=3)
+        found.append(Section(f"{gallery.title} (the {plane} network, its strongest plane)", gallery.body))
+    return found
 
 
 class MRNetExplainer:
     """The networks of a run, by plane; explains one series at a time."""
 
     def __init__(self, run_dir: str | Path) -> None:
-        run = RunDir(Path(run_dir))
-        self.config = load_run_config(run_dir)
-        self.models: dict = {}
-        for unit in units_for(self.config):
-            model = build_unit_model(self.config, unit, initialise=False)
-            model.load_state_dict(load_weights(unit_run(run, unit).weights))
-            self.models[unit] = model.eval()
+        loaded = load_run(run_dir)
+        self.config = loaded.config
+        self.models = loaded.units
         self.transform = VolumeTransform(self.config.data.image_size)
 
     def explain_series(self, path: str | Path, plane: str, tasks: tuple[str, ...] | None = None) -> list[Explanation]:
@@ -51,13 +91,22 @@ class MRNetExplainer:
             for t, task in enumerate(unit.tasks):
                 if tasks is not None and task not in tasks:
                     continue
-                shown.append(self._picture(Path(path), model, slices, original, unit.plane, task, t))
+                shown.append(self._picture(Path(path), model, slices, original, unit.plane, task, t))  # type: ignore[arg-type]
         if not shown:
             raise RadlabDataError(path, f"this run has no network for the {plane} plane")
         return shown
 
     @torch.no_grad()
-    def _picture(self, path, model: SeriesClassifier, slices, original, plane: str, task: str, t: int) -> Explanation:
+    def _picture(
+        self,
+        path: Path,
+        model: SeriesClassifier,
+        slices: torch.Tensor,
+        original: np.ndarray,
+        plane: str,
+        task: str,
+        t: int,
+    ) -> Explanation:
         x = ((slices.float() - SERIES_MEAN) / SERIES_STD).expand(-1, 3, -1, -1)
         maps = feature_map_cam(spatial_features(model.features, x), model.head.weight[t : t + 1], model.head.bias[t:])
         per_slice = maps.mean(dim=(2, 3))[:, 0]

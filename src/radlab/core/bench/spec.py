@@ -1,0 +1,138 @@
+"""`radlab bench infer|prep --task T` for every task: the seeds' reference loop against what
+`radlab T predict` runs, on the same synthetic inputs, interleaved in one run (see harness.py).
+
+A task's `BenchSpec` gives the inputs, a seeded fresh model (when no trained run is given), the reference
+loop, radlab's side (its predict function with the model loaded beforehand, as the reference's is), how
+the two outputs agree and the FLOPs per item; the driver does the rest for each engine. The ONNX engines
+are exported into a scratch copy of the run: a benchmark never writes into a user's run.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from radlab.core.bench.harness import compare_interleaved
+from radlab.core.bench.report import comparison_fields, infer_report, scratch_copy
+from radlab.core.config import config_to_yaml
+from radlab.core.console import info
+from radlab.core.engine.run_dir import RunDir
+from radlab.core.errors import RadlabError
+from radlab.core.io.atomic import atomic_write_text
+
+if TYPE_CHECKING:
+    from radlab.core.task import Task
+
+
+@dataclass(frozen=True)
+class BenchInputs:
+    """Synthetic inputs: the data folder (export calibrates on it), how many items are timed, and the task's
+    own description of them (paths, a CSV, a folder)."""
+
+    data_root: Path
+    items: int
+    payload: Any
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    """How a task is measured; `unit` names an item (image, exam, slice) in the report."""
+
+    unit: str
+    default_items: int
+    calibration: int
+    inputs: Callable[[Path, int, int], BenchInputs]
+    fresh_run: Callable[[RunDir, Any, int], None]
+    reference: Callable[[Any, BenchInputs], Any]
+    radlab: Callable[[Any, BenchInputs, Path, int], Any]
+    agreement: Callable[[Any, Any, Any], dict[str, Any]]
+    flops: Callable[[Any, BenchInputs], float]
+    details: Callable[[Any, BenchInputs], dict[str, Any]]
+    prep: Callable[..., dict[str, Any]] | None = None
+
+
+def _spec(task: Task, kind: str) -> BenchSpec:
+    spec = task.bench.get() if task.bench is not None else None
+    if spec is None or (kind == "prep" and spec.prep is None):
+        raise RadlabError(f"no `bench {kind}` for {task.name}")
+    return spec
+
+
+def bench_infer(
+    task: Task,
+    *,
+    items: int | None = None,
+    repeats: int = 3,
+    config_name: str | None = "paper",
+    overrides: list[str] | tuple[str, ...] = (),
+    model_dir: Path | None = None,
+    engines: tuple[str, ...] | None = None,
+    workers: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Items per second, agreement and memory of each radlab engine against the reference (every engine the
+    task exports by default)."""
+    from radlab.core.infer.engines import ENGINES
+
+    spec = _spec(task, "infer")
+    engines = engines or (("torch", "onnx", "int8") if task.export is not None else ("torch",))
+    unknown = sorted(set(engines) - set(ENGINES))
+    if unknown:
+        raise RadlabError(f"unknown engine {unknown[0]!r}; choose from {', '.join(ENGINES)}")
+    config = task.run_config(model_dir) if model_dir else task.load_config(config_name, list(overrides))
+    workers = config.predict.num_workers if workers is None else workers
+    load = task.load.get()
+    with tempfile.TemporaryDirectory(prefix="radlab-bench-") as scratch_name:
+        scratch = Path(scratch_name)
+        inputs = spec.inputs(scratch / "data", items or spec.default_items, seed)
+        run = scratch_copy(model_dir, scratch) if model_dir else _fresh_run(spec, scratch / "run", config, seed)
+        if {"onnx", "int8"} & set(engines):
+            from radlab.core.infer.export import export_run
+
+            export_run(
+                task,
+                run,
+                int8="int8" in engines,
+                calibration=spec.calibration,
+                data_root=inputs.data_root,
+                validate=False,
+            )
+        reference_model = load(run)
+        results: dict[str, Any] = {}
+        for engine in engines:
+            what = f"{inputs.items} {spec.unit}s, {repeats} repeats"
+            info(f"bench infer {task.name}: reference against radlab {engine}, {what}")
+            comparison = compare_interleaved(
+                partial(spec.reference, reference_model, inputs),
+                partial(spec.radlab, load(run, engine), inputs, scratch, workers),
+                items=inputs.items,
+                repeats=repeats,
+            )
+            agreement = spec.agreement(comparison.reference_output, comparison.radlab_output, config)
+            results[engine] = comparison_fields(comparison, **agreement)
+        flops = spec.flops(reference_model, inputs)
+        details = spec.details(config, inputs)
+    return infer_report(task.name, results, spec.unit, flops, repeats=repeats, loader_workers=workers, **details)
+
+
+def _fresh_run(spec: BenchSpec, folder: Path, config: Any, seed: int) -> Path:
+    """A run directory holding `config` and a seeded fresh model (the task writes its weights and files)."""
+    import torch
+
+    run = RunDir(folder)
+    run.root.mkdir(parents=True)
+    atomic_write_text(run.config, config_to_yaml(config))
+    torch.manual_seed(seed)
+    spec.fresh_run(run, config, seed)
+    return run.root
+
+
+def bench_prep(task: Task, *, images: int = 200, repeats: int = 3, size: int | None = None) -> dict[str, Any]:
+    """A training epoch's preprocessing, the reference against radlab's (see each task's `prep`)."""
+    prep = _spec(task, "prep").prep
+    assert prep is not None  # checked by _spec
+    return prep(images=images, repeats=repeats, **({"size": size} if size is not None else {}))

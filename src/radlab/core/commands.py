@@ -1,0 +1,172 @@
+"""The commands generated for every registered task, with the options they share declared once:
+`radlab TASK train` (the training driver's flags, the task's own, the scaling flags), `radlab TASK predict`
+(the task's inputs and options plus `--model`, `--batch-size`, `--workers`, `--strict`, `--device`,
+`--engine`) and `radlab codalab TASK`. Typer reads a generated command's `__signature__`."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from radlab.core.config import preset_names, with_trust_pickle
+from radlab.core.console import info
+from radlab.core.task import PredictOptions, Task
+
+SCALING = "Scaling out"
+
+
+def _option(annotation: Any, *names: str, default: Any = inspect.Parameter.empty, **kwargs: Any) -> inspect.Parameter:
+    """A keyword parameter of a generated command: `--name` (from the first name) with typer's metadata."""
+    name = names[0].lstrip("-").replace("-", "_")
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=default,
+        annotation=Annotated[annotation, typer.Option(*names, **kwargs)],
+    )
+
+
+def _command(name: str, doc: str, parameters: list[inspect.Parameter], run: Callable[[dict[str, Any]], Any]) -> Any:
+    """A command function whose signature is `parameters` (Typer reads `__signature__`)."""
+
+    def command(**values: Any) -> Any:
+        return run(values)
+
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]  # read by inspect.signature
+    command.__doc__, command.__name__ = doc, name
+    return command
+
+
+def _train_parameters(task: Task) -> list[inspect.Parameter]:
+    presets = ", ".join(preset_names(task.presets))
+    parameters = [
+        _option(Path, "--data-root", help=task.data_help),
+        _option(Path, "--out", help="Run directory to create (or resume)."),
+        _option(str | None, "--config", default=None, help=f"Preset name ({presets}) or a YAML file."),
+        _option(list[str] | None, "--set", default=None, help="Override a config key: a.b=value (repeatable)."),
+        _option(bool, "--resume", default=False, help="Continue the run in --out from its last checkpoint."),
+        _option(
+            bool,
+            "--trust-pickle",
+            default=False,
+            help="Let model.weights_file be a pickle (.pt/.pth): files you trust only.",
+        ),
+    ]
+    parameters += [_option(str | None, f"--{o.name}", default=None, help=o.help) for o in task.train_options]
+    if task.stages:
+        stage = Literal[("all", *task.stages)]  # type: ignore[valid-type]  # built from the task's stages
+        parameters.append(
+            _option(stage, "--stage", default="all", help=f"all, or one stage alone: {', '.join(task.stages)}.")
+        )
+    parameters += [
+        _option(
+            str | None,
+            "--devices",
+            default=None,
+            help="Devices per machine: N, -1 for all, or a list such as 0,1 (Lightning's `devices`).",
+            rich_help_panel=SCALING,
+        ),
+        _option(
+            str | None,
+            "--strategy",
+            default=None,
+            help="auto, ddp, ddp_spawn, fsdp, ... (Lightning's names); ddp runs one process per device.",
+            rich_help_panel=SCALING,
+        ),
+        _option(
+            int | None,
+            "--num-nodes",
+            default=None,
+            min=1,
+            help="Machines in the job; start the same command on each (torchrun or srun).",
+            rich_help_panel=SCALING,
+        ),
+        _option(str | None, "--accelerator", default=None, help="auto, cpu, gpu, cuda, mps.", rich_help_panel=SCALING),
+        _option(
+            int | None,
+            "--folds",
+            default=None,
+            min=2,
+            help="Train all K folds of a K-fold split: OUT/fold<i>/ each, plus OUT/ensemble.json for predict.",
+            rich_help_panel=SCALING,
+        ),
+    ]
+    return parameters
+
+
+def train_command(task: Task) -> Any:
+    """`radlab TASK train`: the shared training flags, the task's own, then the core training driver."""
+
+    def run(values: dict[str, Any]) -> None:
+        from radlab.core.engine.driver import train
+        from radlab.core.engine.ensemble import describe_ensemble
+        from radlab.core.engine.scaling import scaling_overrides
+        from radlab.core.engine.session import is_primary_process
+
+        sets = with_trust_pickle(values["set"], values["trust_pickle"])
+        sets += scaling_overrides(values["devices"], values["strategy"], values["num_nodes"], values["accelerator"])
+        sets += [f"{o.key}=[{values[o.name]}]" for o in task.train_options if values[o.name]]
+        stage = values.get("stage", "all")
+        out, folds = values["out"], values["folds"]
+        metrics = train(
+            task,
+            values["data_root"],
+            out,
+            values["config"],
+            sets,
+            values["resume"],
+            folds=folds,
+            stage=None if stage == "all" else stage,
+        )
+        if not is_primary_process():  # the other processes of a DDP run stay quiet
+            return
+        from rich.console import Console
+
+        summary = describe_ensemble(metrics, out) if folds is not None else task.training.get().describe(metrics, out)
+        Console(stderr=True).print(summary)
+
+    return _command("train", task.train_help, _train_parameters(task), run)
+
+
+PREDICT_OPTIONS = [
+    _option(list[Path], "--model", help="Run directory or --folds ensemble; repeat to average several."),
+    _option(int | None, "--batch-size", default=None, min=1, help="Items per forward pass (the run's setting)."),
+    _option(int | None, "--workers", default=None, min=0, help="Loading and decoding processes (the run's setting)."),
+    _option(bool, "--strict", default=False, help="Fail on the first unreadable input instead of warning."),
+    _option(str, "--device", default="auto", help="auto, cpu, cuda, cuda:1, ..."),
+    _option(str, "--engine", default="torch", help="torch, or onnx / int8: the files `radlab export` wrote."),
+]
+
+
+def predict_command(task: Task) -> Any:
+    """`radlab TASK predict`: the task's own inputs and options, plus the shared ones declared above."""
+    own = [p for name, p in inspect.signature(task.predict, eval_str=True).parameters.items() if name != "options"]
+    shared = {p.name for p in PREDICT_OPTIONS}
+
+    def run(values: dict[str, Any]) -> str:
+        common = {name: values.pop(name) for name in shared}
+        options = PredictOptions(models=common.pop("model"), **common)
+        line = task.predict(**values, options=options)
+        info(line)
+        return line
+
+    return _command("predict", task.predict.__doc__ or "", [*own, *PREDICT_OPTIONS], run)
+
+
+def codalab_command(task: Task) -> Any:
+    def codalab(
+        run_dir: Annotated[Path, typer.Argument(help="Run directory of a trained model (or a --folds ensemble).")],
+        out_dir: Annotated[Path, typer.Argument(help="Bundle folder to create (holds src/).")],
+    ) -> None:
+        from radlab.core.infer.bundle import build_bundle
+
+        entry = build_bundle(task, run_dir, out_dir)
+        info(f"wrote {entry}; run it as: python {entry.relative_to(out_dir)} {usage}")
+
+    usage = task.codalab.usage if task.codalab is not None else "INPUT OUTPUT"
+    codalab.__doc__ = f"A self-contained bundle: `python src/predict.py {usage}`."
+    return codalab

@@ -1,0 +1,92 @@
+"""`radlab demo --task T` for every task: synthetic data, training (cpu-small), prediction and the official
+evaluation in one folder, with progress lines, a results table and the evaluator's JSON line on stdout.
+
+A task's `DemoSpec` says how to make its data, what to predict and how to score it; the contract tests use
+the same spec for their tiny round trips.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from radlab.core.task import Task
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What the demo's last step found: the evaluator's JSON line (printed on stdout) and a table."""
+
+    official: dict[str, Any]
+    table: Any
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DemoSpec:
+    """How a task's demo (and its contract tests) run.
+
+    `synth(data, seed, **sizes)` writes the synthetic data set and returns a one-line description;
+    `predict_args(data, run, output)` are the arguments of `radlab TASK predict` after the command (input,
+    output, task options; `--model` is added); `inputs(data)` lists the files that predict reads;
+    `evaluate(data, output, metrics)` scores the output; `scores(output)` reads it back as numbers to compare
+    (probabilities, or box scores); `explain_input(data)` is a file to explain; `reference` is the published
+    figure to compare with."""
+
+    what: str
+    synth: Callable[..., str]
+    predict_args: Callable[[Path, Path, Path], list[str]]
+    inputs: Callable[[Path], Sequence[Path]]
+    evaluate: Callable[[Path, Path, dict[str, Any]], Evaluation]
+    scores: Callable[[Path], Any]
+    explain_input: Callable[[Path], Path]
+    output_name: str = "predictions.csv"
+    reference: str = ""
+
+
+def run_demo(task: Task, out: Path, overrides: Sequence[str] = (), seed: int = 0, **sizes: Any) -> dict[str, Any]:
+    """The whole pipeline of `task` in `out` (data/, run/, the prediction file); returns what was scored."""
+    from rich.console import Console
+
+    from radlab.core.engine.driver import train
+
+    if task.demo is None:
+        from radlab.core.errors import RadlabError
+
+        raise RadlabError(f"{task.name} has no demo")
+    spec = task.demo.get()
+    console = Console(stderr=True)
+    started = time.monotonic()
+    data, run, output = out / "data", out / "run", out / spec.output_name
+    console.rule(f"[bold]{task.name} demo")
+    console.print(f"1/4 synthesising {spec.what} into {data}")
+    console.print(f"    {spec.synth(data, seed, **sizes)}")
+    console.print(f"2/4 training preset cpu-small into {run}")
+    metrics = train(task, data, run, "cpu-small", list(overrides))
+    console.print(f"3/4 predicting into {output}")
+    console.print(f"    {predict(task, spec.predict_args(data, run, output), [run])}")
+    console.print("4/4 official evaluation")
+    evaluation = spec.evaluate(data, output, metrics)
+    console.print(evaluation.table)
+    reference = f"; {spec.reference}" if spec.reference else ""
+    console.print(f"finished in {time.monotonic() - started:.0f} s{reference}")
+    print(json.dumps(evaluation.official))
+    return evaluation.result
+
+
+def predict(task: Task, args: list[str], models: Sequence[Path]) -> str:
+    """`radlab TASK predict ARGS --model ...` in this process, parsed as the command line parses it; returns
+    the line it prints."""
+    import typer
+
+    from radlab.core.commands import predict_command
+
+    app = typer.Typer()
+    app.command()(predict_command(task))
+    model_args = [arg for model in models for arg in ("--model", str(model))]
+    return str(typer.main.get_command(app).main([*args, *model_args], standalone_mode=False))

@@ -1,0 +1,140 @@
+"""The one training driver every task's `train` goes through: the data folder checked, the run directory
+opened (new, resumed, or an existing run for a later stage), the seed, the data root recorded, then the
+task's `fit`; `--folds K` runs it once per fold and writes the ensemble manifest.
+
+A task says how it trains with a `Training`: `fit(context)` builds its datasets and recipe and calls
+`fit_recipe` once (MURA, pneumonia) or once per stage or unit (`fit_stage`: ICH's stages, MRNet's units).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from radlab.core.console import info
+from radlab.core.engine.ensemble import train_folds
+from radlab.core.engine.run_dir import RunDir
+from radlab.core.engine.session import is_primary_process, open_run
+from radlab.core.errors import RadlabConfigError
+
+if TYPE_CHECKING:
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from radlab.core.engine.config import EngineConfig
+    from radlab.core.engine.recipe import Recipe
+    from radlab.core.task import Task
+
+C = TypeVar("C")
+Metrics = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FitContext(Generic[C]):
+    """What a task's `fit` works with: the checked data folder, the run directory (config.yaml written),
+    the validated config, the checkpoint to resume from, and the stage asked for (None: every stage)."""
+
+    data_root: Path
+    run: RunDir
+    config: C
+    checkpoint: Path | None
+    resume: bool
+    stage: str | None = None
+
+    @property
+    def primary(self) -> bool:
+        """False in the other processes of a distributed run (rank 0 alone writes the run directory)."""
+        return is_primary_process()
+
+
+@dataclass(frozen=True)
+class Training:
+    """How a task trains.
+
+    `data_root(folder)` checks the layout and returns the folder its files are relative to; `fit(context)`
+    trains and returns the run's metrics; `held_out(metrics)` is what an ensemble manifest records of one
+    fold (the objective's metric among them); `describe(metrics, out)` is what `train` prints at the end
+    (a string or a rich renderable)."""
+
+    data_root: Callable[[Path], Path]
+    fit: Callable[[FitContext[Any]], Metrics]
+    held_out: Callable[[Metrics], dict[str, float | None]]
+    describe: Callable[[Metrics, Path], Any]
+
+
+def train(
+    task: Task,
+    data_root: str | Path,
+    out: str | Path,
+    config_name: str | None = None,
+    overrides: Sequence[str] = (),
+    resume: bool = False,
+    *,
+    folds: int | None = None,
+    stage: str | None = None,
+) -> Metrics:
+    """Train (or resume) one run of `task` into `out`, or with `folds` every fold of a k-fold split into
+    `out/fold<i>/` plus `out/ensemble.json`; returns the run's metrics (the manifest for folds)."""
+    training = task.training.get()
+    if stage is not None and stage not in task.stages:
+        known = ", ".join(task.stages) or "none"
+        raise RadlabConfigError(f"{task.name} has no training stage {stage!r} (its stages: {known})")
+    if folds is not None:
+        if stage is not None:
+            raise RadlabConfigError("--folds trains every stage of every fold; leave out --stage")
+
+        def one_fold(target: Path, sets: list[str], fold_resume: bool) -> Metrics:
+            return train(task, data_root, target, None if fold_resume else config_name, sets, fold_resume)
+
+        return train_folds(
+            task.name, out, folds, one_fold, overrides, resume, training.held_out, write=is_primary_process()
+        )
+    root = training.data_root(Path(data_root))
+    later_stage = stage is not None and stage != task.stages[0]
+    run, config, checkpoint = open_run(out, task, config_name, overrides, resume, existing=later_stage)
+    import lightning as L
+
+    L.seed_everything(config.train.seed, workers=True, verbose=False)
+    if is_primary_process():
+        run.record_data_root(root)
+    return training.fit(FitContext(root, run, config, checkpoint, resume, stage))
+
+
+def fit_recipe(
+    recipe: Recipe,
+    run: RunDir,
+    engine: EngineConfig,
+    train_loader: DataLoader,
+    valid_loader: DataLoader,
+    checkpoint: Path | None = None,
+) -> L.Trainer:
+    """One Lightning fit of `recipe` keeping `run` current (best model exported on the recipe's monitor,
+    history.csv, resumable checkpoints), resumed from `checkpoint` when given."""
+    from radlab.core.engine.trainer import build_trainer
+
+    trainer = build_trainer(engine, run, monitor=recipe.monitor, mode=recipe.mode)
+    trainer.fit(
+        recipe,
+        train_dataloaders=train_loader,
+        val_dataloaders=valid_loader,
+        ckpt_path=str(checkpoint) if checkpoint else None,
+    )
+    return trainer
+
+
+def fit_stage(sub: RunDir, resume: bool, seed: int, fit: Callable[[Path | None], L.Trainer]) -> None:
+    """A stage or unit trained as a run of its own in `sub`: skipped when a resumed run finished it (its
+    done.json), otherwise `fit(checkpoint)` from its last checkpoint when resuming, freshly seeded."""
+    done = sub.file("done.json")
+    if resume and done.is_file():
+        info(f"  {sub.root.name}: finished earlier, skipped")
+        return
+    sub.root.mkdir(parents=True, exist_ok=True)
+    checkpoint = sub.last_checkpoint if resume and sub.last_checkpoint.is_file() else None
+    import lightning as L
+
+    L.seed_everything(seed, workers=True, verbose=False)
+    trainer = fit(checkpoint)
+    sub.write_json("done.json", {"epochs": trainer.current_epoch})

@@ -1,0 +1,316 @@
+"""The contract every registered task keeps, checked over each one (radlab's four and the toy task defined
+outside radlab, in tests/toy), in the spirit of scikit-learn's `parametrize_with_checks`.
+
+Each check uses only the Task interface: the task's demo spec (data, predict arguments, inputs, how to read
+an output), its tiny training overrides (conftest.TINY) and the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from radlab.core.task import get_task, task_names
+from tests.conftest import TINY, run_cli, tiny_sets
+
+TASKS = task_names()
+SPEC_KEYS = {
+    "task",
+    "reference_items_per_s",
+    "radlab_items_per_s",
+    "speedup",
+    "max_abs_prob_diff",
+    "label_agreement",
+    "peak_rss_mb",
+    "threads",
+    "device",
+}
+
+
+def demo(name: str):
+    return get_task(name).demo.get()
+
+
+def predict(name: str, data: Path, runs: list[Path], output: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`radlab NAME predict` on the task's demo input, with every run in `runs` as a --model."""
+    models = [arg for run in runs for arg in ("--model", str(run))]
+    return run_cli(name, "predict", *demo(name).predict_args(data, runs[0], output), *models, "--workers", "0", *extra)
+
+
+def test_the_toy_task_comes_from_outside_radlab():
+    import radlab
+
+    toy = get_task("toy")
+    source = Path(sys.modules[toy.package].__file__).resolve()
+    assert source.is_relative_to(Path(__file__).resolve().parent / "toy")
+    assert not source.is_relative_to(Path(radlab.__file__).resolve().parent)
+    assert TASKS[:4] == ["mura", "mrnet", "pneumonia", "ich"] and "toy" in TASKS
+    listed = run_cli("--help")
+    assert listed.returncode == 0 and "toy" in listed.stdout
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_round_trip_synth_train_predict_evaluate(name, tmp_path, capsys):
+    """The demo: synthetic data, a tiny training, predict through the command line, the official evaluator,
+    whose JSON line is the last line on stdout."""
+    from radlab.core.demo import run_demo
+
+    tiny = TINY[name]
+    result = run_demo(get_task(name), tmp_path, overrides=tiny.train, seed=tiny.seed, **tiny.sizes)
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line and result and (tmp_path / "run" / "config.yaml").is_file()
+    assert line == demo(name).evaluate(tmp_path / "data", tmp_path / demo(name).output_name, {}).official
+
+
+def _wait_for(condition, timeout=300.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def _every_file_parses(run: Path) -> None:
+    """Nothing half-written stands under a final name."""
+    from radlab.core.engine.checkpoint_io import load_checkpoint_file
+    from radlab.core.models import load_weights
+
+    for path in run.rglob("*"):
+        if path.name.endswith(".tmp") or not path.is_file():
+            continue
+        if path.parent.name == "checkpoints":
+            load_checkpoint_file(path)
+        elif path.suffix == ".safetensors":
+            load_weights(path)
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+
+
+def _in_progress(run: Path) -> Path | None:
+    """The (sub-)run being trained: a last checkpoint beside a history of 3 epochs, its stage not done."""
+    from radlab.core.engine.callbacks import read_history
+
+    for checkpoint in sorted(run.rglob("checkpoints/last.safetensors")):
+        folder = checkpoint.parent.parent
+        if not (folder / "done.json").exists() and len(read_history(folder / "history.csv")) >= 3:
+            return folder
+    return None
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_resume_after_kill_9_during_training_continues_from_the_last_checkpoint(name, tiny, tmp_path):
+    from radlab.core.engine.checkpoint_io import load_checkpoint_file
+
+    run = tmp_path / "run"
+    args = [name, "train", "--data-root", tiny.data(name), "--out", run, "--config", "cpu-small"]
+    long = tiny_sets(name, "train.max_epochs=60", "train.early_stopping_patience=null")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "radlab", *map(str, args + long)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        _wait_for(lambda: _in_progress(run) is not None)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    stage = _in_progress(run)
+    assert stage is not None
+    _every_file_parses(run)
+    killed_at = load_checkpoint_file(stage / "checkpoints" / "last.safetensors")["epoch"]
+
+    extra = ["--set", f"train.max_epochs={killed_at + 3}", "--set", "train.progress=lines"]
+    result = run_cli(*args[:-2], "--resume", *extra)
+    assert result.returncode == 0, result.stderr
+    epochs = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]
+    assert epochs[0].startswith(f"epoch {killed_at + 2}/{killed_at + 3}")  # resumed, not restarted
+    assert load_checkpoint_file(stage / "checkpoints" / "last.safetensors")["epoch"] == killed_at + 2
+    _every_file_parses(run)
+
+
+STALLED_PREDICT = """
+import os, time
+import radlab.core.infer as infer
+import radlab.core.infer.streaming as streaming
+
+original = streaming.iterate_batches
+
+def stalled(*args, **kwargs):
+    for number, batch in enumerate(original(*args, **kwargs)):
+        if number == 1:  # the first batch is done: predict is under way
+            open(os.environ["STALL_MARKER"], "w").close()
+            time.sleep(600)
+        yield batch
+
+streaming.iterate_batches = infer.iterate_batches = stalled
+from radlab.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_kill_9_during_predict_leaves_no_partial_output_and_a_rerun_completes(name, tiny, tmp_path):
+    data, run = tiny.data(name), tiny.run(name)
+    script, marker, output = tmp_path / "stalled.py", tmp_path / "started", tmp_path / "out.csv"
+    script.write_text(STALLED_PREDICT)
+    args = [*demo(name).predict_args(data, run, output), "--model", str(run), "--workers", "0", "--batch-size", "1"]
+    process = subprocess.Popen(
+        [sys.executable, str(script), name, "predict", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "STALL_MARKER": str(marker)},
+    )
+    try:
+        _wait_for(lambda: marker.exists() or process.poll() is not None, timeout=300)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, process.stderr.read()  # killed mid-run, not finished
+    assert not output.exists()  # the output is written whole, at the end, or not at all
+    rerun = predict(name, data, [run], output)
+    assert rerun.returncode == 0, rerun.stderr
+    assert len(demo(name).scores(output)) > 0
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_an_unreadable_input_is_named_and_strict_makes_it_an_error(name, tiny, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny.data(name), data, symlinks=True)
+    broken = demo(name).inputs(data)[0]
+    broken.write_bytes(b"\x00 not an image " * 8)
+    run = tiny.run(name)
+
+    lenient = predict(name, data, [run], tmp_path / "lenient.csv")
+    assert lenient.returncode == 0, lenient.stderr
+    assert broken.name in "\n".join(line for line in lenient.stderr.splitlines() if line.startswith("warning"))
+    assert "Traceback" not in lenient.stderr
+
+    strict = predict(name, data, [run], tmp_path / "strict.csv", "--strict")
+    assert strict.returncode == 1 and broken.name in strict.stderr and "Traceback" not in strict.stderr
+    assert strict.stderr.strip().startswith("error:") and not (tmp_path / "strict.csv").exists()
+
+
+class _Marker:
+    """Unpickling this creates a file: the proof that a pickle was executed."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_a_malicious_pickle_as_weights_is_refused_and_never_executed(name, tiny, tmp_path):
+    marker = tmp_path / "executed"
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(pickle.dumps({"conv.weight": _Marker(str(marker))}))
+    result = run_cli(
+        name, "train", "--data-root", tiny.data(name), "--out", tmp_path / "run", "--config", "cpu-small",
+        *tiny_sets(name, f"model.weights_file={weights}", "model.pretrained=true"),
+    )  # fmt: skip
+    assert result.returncode == 1 and "pickle" in result.stderr and "--trust-pickle" in result.stderr
+    assert "Traceback" not in result.stderr and not marker.exists()
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_torch_and_onnx_engines_agree(name, tiny, tmp_path):
+    data, run = tiny.data(name), tmp_path / "run"
+    shutil.copytree(tiny.run(name), run)
+    exported = run_cli("export", run, "--data-root", data)
+    assert exported.returncode == 0, exported.stderr
+    report = json.loads((run / "export.json").read_text())
+    metric = get_task(name).export.get().metric
+    onnx = report["validation"]["onnx"]
+    assert onnx["max_abs_prob_diff"] < 1e-3
+    assert onnx[f"{metric}_change"] is None or abs(onnx[f"{metric}_change"]) < 1e-6
+    outputs = {}
+    for engine in ("torch", "onnx"):
+        result = predict(name, data, [run], tmp_path / f"{engine}.csv", "--engine", engine)
+        assert result.returncode == 0, result.stderr
+        outputs[engine] = np.asarray(demo(name).scores(tmp_path / f"{engine}.csv"), dtype=float)
+    assert outputs["onnx"].shape == outputs["torch"].shape
+    assert np.abs(outputs["onnx"] - outputs["torch"]).max() < 1e-3
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_a_folds_ensemble_predicts_as_its_folds_together(name, tiny, tmp_path):
+    """`--model ENSEMBLE` is `--model fold0 --model fold1`; for the tasks that average probabilities (all but
+    the detector, which merges its folds per anchor), also the mean of each fold's own prediction."""
+    data, out = tiny.data(name), tiny.folds(name)
+    manifest = json.loads((out / "ensemble.json").read_text())
+    assert (manifest["task"], manifest["members"]) == (name, ["fold0", "fold1"])
+    objective = get_task(name).objective
+    assert all((objective.key or objective.metric) in scores for scores in manifest["held_out"])
+    scores = {}
+    for label, runs in (("ensemble", [out]), ("both", [out / "fold0", out / "fold1"])):
+        result = predict(name, data, runs, tmp_path / f"{label}.csv")
+        assert result.returncode == 0, result.stderr
+        scores[label] = np.asarray(demo(name).scores(tmp_path / f"{label}.csv"), dtype=float)
+    np.testing.assert_allclose(scores["ensemble"], scores["both"], atol=1e-6)
+    if name == "pneumonia":
+        return
+    folds = []
+    for k in range(2):
+        assert predict(name, data, [out / f"fold{k}"], tmp_path / f"fold{k}.csv").returncode == 0
+        folds.append(np.asarray(demo(name).scores(tmp_path / f"fold{k}.csv"), dtype=float))
+    np.testing.assert_allclose(scores["ensemble"], np.mean(folds, axis=0), atol=2e-5)
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_bench_infer_prints_the_spec_keys_and_both_sides_agree(name, tiny):
+    sizes = [item for item in TINY[name].train if item.startswith(("data.image_size", "model.backbone"))]
+    result = run_cli(
+        "bench", "infer", "--task", name, "--json", "--images", "2", "--repeats", "1", "--config", "cpu-small",
+        *(arg for item in sizes for arg in ("--set", item)), "--engine", "torch", "--workers", "0",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report) >= SPEC_KEYS and report["task"] == name and set(report["engines"]) == {"torch"}
+    assert report["max_abs_prob_diff"] < 1e-3 and report["label_agreement"] == 1.0 and report["speedup"] > 0
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_the_report_renders_into_one_self_contained_file(name, tiny, tmp_path):
+    result = run_cli("report", tiny.run(name), "--out", tmp_path / "r.html")
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "r.html").read_text()
+    assert page.count("data:image/png;base64,") >= 1 and "http://" not in page and "https://" not in page
+    assert "<h2 id=" in page and sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]
+
+
+def _original_size(path: Path) -> tuple[int, int]:
+    """(height, width) of an input as `radlab inspect` reads it."""
+    result = run_cli("inspect", path)
+    entry = json.loads(result.stdout)
+    if entry["kind"] == "volume":
+        return tuple(entry["shape"][-2:])
+    return tuple((entry.get("display_shape") or entry["shape"])[:2])
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_explain_pictures_have_the_inputs_size(name, tiny, tmp_path):
+    from PIL import Image
+
+    source = demo(name).explain_input(tiny.data(name))
+    result = run_cli("explain", name, source, "--model", tiny.run(name), "--out", tmp_path / "x")
+    assert result.returncode == 0, result.stderr
+    index = json.loads((tmp_path / "x" / "explanations.json").read_text())
+    assert index
+    height, width = _original_size(source)
+    for entry in index:
+        with Image.open(tmp_path / "x" / entry["file"]) as picture:
+            assert picture.size == (width, height), entry
