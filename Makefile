@@ -31,7 +31,7 @@ demo: $(VENV)/.installed
 	$(BIN)/radlab demo
 
 test: lint
-	$(BIN)/python -m pytest -n 2 --durations=15
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests

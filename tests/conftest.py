@@ -31,6 +31,20 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["OMP_NUM_THREADS"] = "1"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `-n 2 --dist loadgroup` (make test) each task's tests run on one worker, so that its tiny data,
+    run and ensemble (session fixtures, one set per worker) are made once, not once per worker."""
+    tasks = Path(__file__).resolve().parent / "tasks"
+    for item in items:
+        path = Path(str(item.path)).resolve()
+        name = path.relative_to(tasks).parts[0] if path.is_relative_to(tasks) else None
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("name") in TINY:
+            name = callspec.params["name"]
+        if name in TINY:
+            item.add_marker(pytest.mark.xdist_group(name))
+
+
 @pytest.fixture()
 def one_thread():
     """Training tests run with one compute thread: the numbers then do not depend on how pytest is invoked

@@ -227,16 +227,23 @@ def test_a_malicious_pickle_as_weights_is_refused_and_never_executed(name, tiny,
 
 
 @pytest.mark.parametrize("name", TASKS)
-def test_torch_and_onnx_engines_agree(name, tiny, tmp_path):
+def test_the_exported_engines_agree_with_torch(name, tiny, tmp_path):
+    """`radlab export --int8` checks every engine on held-out data with the official metric; predict then runs
+    the onnx engine as torch does, and refuses an engine that was never exported in one line."""
     data, run = tiny.data(name), tmp_path / "run"
     shutil.copytree(tiny.run(name), run)
-    exported = run_cli("export", run, "--data-root", data)
+    missing = predict(name, data, [run], tmp_path / "none.csv", "--engine", "onnx")
+    assert missing.returncode == 1 and "radlab export" in missing.stderr and "Traceback" not in missing.stderr
+    assert not (tmp_path / "none.csv").exists()
+    exported = run_cli("export", run, "--int8", "--calibration", "8")
     assert exported.returncode == 0, exported.stderr
     report = json.loads((run / "export.json").read_text())
     metric = get_task(name).export.get().metric
+    assert set(report["validation"]) == {"torch", "onnx", "int8"} and report["calibration_images"] == 8
     onnx = report["validation"]["onnx"]
     assert onnx["max_abs_prob_diff"] < 1e-3
     assert onnx[f"{metric}_change"] is None or abs(onnx[f"{metric}_change"]) < 1e-6
+    assert report["validation"]["int8"]["max_abs_prob_diff"] < 0.5  # 8 calibration images: coarse, but close
     outputs = {}
     for engine in ("torch", "onnx"):
         result = predict(name, data, [run], tmp_path / f"{engine}.csv", "--engine", engine)
@@ -275,12 +282,15 @@ def test_bench_infer_prints_the_spec_keys_and_both_sides_agree(name, tiny):
     sizes = [item for item in TINY[name].train if item.startswith(("data.image_size", "model.backbone"))]
     result = run_cli(
         "bench", "infer", "--task", name, "--json", "--images", "2", "--repeats", "1", "--config", "cpu-small",
-        *(arg for item in sizes for arg in ("--set", item)), "--engine", "torch", "--workers", "0",
+        *(arg for item in sizes for arg in ("--set", item)), "--engine", "torch", "--engine", "onnx",
+        "--workers", "0",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert set(report) >= SPEC_KEYS and report["task"] == name and set(report["engines"]) == {"torch"}
-    assert report["max_abs_prob_diff"] < 1e-3 and report["label_agreement"] == 1.0 and report["speedup"] > 0
+    assert set(report) >= SPEC_KEYS and report["task"] == name and set(report["engines"]) == {"torch", "onnx"}
+    for engine in report["engines"].values():
+        assert engine["max_abs_prob_diff"] < 1e-3 and engine["label_agreement"] == 1.0 and engine["speedup"] > 0
+    assert report["roofline"]["matmul_peak_gflops"] > 0
 
 
 @pytest.mark.parametrize("name", TASKS)

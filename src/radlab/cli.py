@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from radlab.core.commands import codalab_command, predict_command, train_command
+from radlab.core.commands import codalab_command, predict_command, synth_command, train_command
 from radlab.core.console import info
 from radlab.core.errors import RadlabConfigError, RadlabDataError, RadlabError
 from radlab.core.task import Task, get_task, task_names, task_of_run, tasks
@@ -54,7 +54,7 @@ for _task in tasks():
     _task_app.command("predict")(predict_command(_task))
     _task_app.command("evaluate")(_task.evaluate)
     app.add_typer(_task_app, name=_task.name)
-    synth_app.command(_task.name)(_task.synth)
+    synth_app.command(_task.name)(synth_command(_task))
     if _task.codalab is not None:
         codalab_app.command(_task.name)(codalab_command(_task))
 

@@ -5,7 +5,7 @@ import pytest
 from radlab.core.config import deep_merge, parse_overrides
 from radlab.core.errors import RadlabConfigError
 from radlab.core.task import get_task
-from radlab.tasks.mura.config import MuraConfig
+from radlab.tasks.mura import MuraConfig
 
 
 def load_mura_config(name_or_path=None, overrides=()):

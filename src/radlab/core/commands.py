@@ -1,7 +1,8 @@
 """The commands generated for every registered task, with the options they share declared once:
 `radlab TASK train` (the training driver's flags, the task's own, the scaling flags), `radlab TASK predict`
 (the task's inputs and options plus `--model`, `--batch-size`, `--workers`, `--strict`, `--device`,
-`--engine`) and `radlab codalab TASK`. Typer reads a generated command's `__signature__`."""
+`--engine`), `radlab synth TASK` (OUT and `--seed` plus the task's sizes) and `radlab codalab TASK`. Typer
+reads a generated command's `__signature__`."""
 
 from __future__ import annotations
 
@@ -132,6 +133,13 @@ def train_command(task: Task) -> Any:
     return _command("train", task.train_help, _train_parameters(task), run)
 
 
+DataRootOption = Annotated[Path, typer.Option("--data-root", help="Folder the CSV paths are relative to.")]
+AllowOutsideRootOption = Annotated[
+    bool, typer.Option("--allow-outside-root", help="Accept absolute or `..` paths in the CSV.")
+]
+"""The options of a predict that reads paths from a CSV (MURA, MRNet): where they are relative to, and
+whether they may leave it."""
+
 PREDICT_OPTIONS = [
     _option(list[Path], "--model", help="Run directory or --folds ensemble; repeat to average several."),
     _option(int | None, "--batch-size", default=None, min=1, help="Items per forward pass (the run's setting)."),
@@ -142,9 +150,19 @@ PREDICT_OPTIONS = [
 ]
 
 
+OUTPUT = Annotated[
+    Path, typer.Argument(metavar="OUTPUT_CSV", help="The predictions to write, in the challenge's official format.")
+]
+
+
 def predict_command(task: Task) -> Any:
-    """`radlab TASK predict`: the task's own inputs and options, plus the shared ones declared above."""
-    own = [p for name, p in inspect.signature(task.predict, eval_str=True).parameters.items() if name != "options"]
+    """`radlab TASK predict INPUT OUTPUT_CSV`: the task's input and own options, OUTPUT_CSV (the task's
+    parameter named `output`) and the shared options declared above."""
+    own = [
+        p.replace(annotation=OUTPUT) if name == "output" else p
+        for name, p in inspect.signature(task.predict, eval_str=True).parameters.items()
+        if name != "options"
+    ]
     shared = {p.name for p in PREDICT_OPTIONS}
 
     def run(values: dict[str, Any]) -> str:
@@ -155,6 +173,37 @@ def predict_command(task: Task) -> Any:
         return line
 
     return _command("predict", task.predict.__doc__ or "", [*own, *PREDICT_OPTIONS], run)
+
+
+def synth_command(task: Task) -> Any:
+    """`radlab synth TASK OUT [--SIZE N ...] [--seed S]`: the task's data set in its official layout."""
+    spec = task.synth
+    parameters = [
+        inspect.Parameter(
+            "out",
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            annotation=Annotated[Path, typer.Argument(help="Folder to write the data set into (official layout).")],
+        ),
+        *(
+            _option(int, f"--{name.replace('_', '-')}", default=o.default, min=o.minimum, help=o.help)
+            for name, o in spec.sizes.items()
+        ),
+        _option(int, "--seed", default=0, help="Same seed, same bytes."),
+    ]
+
+    def run(values: dict[str, Any]) -> str:
+        out = values.pop("out")
+        counts = spec.run.get()(out, **values)
+        line = f"wrote {out}: " + "; ".join(f"{split} {_count(value)}" for split, value in counts.items())
+        info(line)
+        return line
+
+    return _command("synth", spec.help, parameters, run)
+
+
+def _count(value: Any) -> str:
+    """`480` as it is, `{"studies": 32, "images": 93}` as "32 studies, 93 images"."""
+    return ", ".join(f"{v} {k}" for k, v in value.items()) if isinstance(value, dict) else str(value)
 
 
 def codalab_command(task: Task) -> Any:

@@ -23,3 +23,8 @@ def info(message: str) -> None:
 def interactive() -> bool:
     """True when stderr is a terminal (animated progress bars make sense)."""
     return sys.stderr.isatty()
+
+
+def summary_line(head: str, *counts: tuple[int, str]) -> str:
+    """`head`, then "; N what" for each count that is not zero: the one line a command ends with."""
+    return "; ".join([head, *(f"{n} {what}" for n, what in counts if n)])

@@ -1,18 +1,19 @@
 """`radlab demo --task T` for every task: synthetic data, training (cpu-small), prediction and the official
 evaluation in one folder, with progress lines, a results table and the evaluator's JSON line on stdout.
 
-A task's `DemoSpec` says how to make its data, what to predict and how to score it; the contract tests use
-the same spec for their tiny round trips.
+A task's `DemoSpec` subclass says how to make its data, what to predict and how to score it; the contract
+tests use the same spec for their tiny round trips.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from radlab.core.task import Task
@@ -27,26 +28,39 @@ class Evaluation:
     result: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class DemoSpec:
-    """How a task's demo (and its contract tests) run.
+class DemoSpec(ABC):
+    """How a task's demo (and its contract tests) run: subclass it, say `what` is synthesised, the name of
+    the prediction file and the published figure to compare with, and implement the methods."""
 
-    `synth(data, seed, **sizes)` writes the synthetic data set and returns a one-line description;
-    `predict_args(data, run, output)` are the arguments of `radlab TASK predict` after the command (input,
-    output, task options; `--model` is added); `inputs(data)` lists the files that predict reads;
-    `evaluate(data, output, metrics)` scores the output; `scores(output)` reads it back as numbers to compare
-    (probabilities, or box scores); `explain_input(data)` is a file to explain; `reference` is the published
-    figure to compare with."""
+    what: ClassVar[str]
+    output_name: ClassVar[str] = "predictions.csv"
+    reference: ClassVar[str] = ""
 
-    what: str
-    synth: Callable[..., str]
-    predict_args: Callable[[Path, Path, Path], list[str]]
-    inputs: Callable[[Path], Sequence[Path]]
-    evaluate: Callable[[Path, Path, dict[str, Any]], Evaluation]
-    scores: Callable[[Path], Any]
-    explain_input: Callable[[Path], Path]
-    output_name: str = "predictions.csv"
-    reference: str = ""
+    @abstractmethod
+    def synth(self, data: Path, seed: int, **sizes: Any) -> str:
+        """Write the synthetic data set into `data` (sizes: the task's synth keywords, `workers` among them);
+        return a one-line description."""
+
+    @abstractmethod
+    def predict_args(self, data: Path, run: Path, output: Path) -> list[str]:
+        """The arguments of `radlab TASK predict` after the verb (input, output, the task's own options),
+        without `--model`."""
+
+    @abstractmethod
+    def inputs(self, data: Path) -> Sequence[Path]:
+        """The files that predict reads."""
+
+    @abstractmethod
+    def evaluate(self, data: Path, output: Path, metrics: dict[str, Any]) -> Evaluation:
+        """Score the prediction file with the official evaluator (`metrics`: the training run's)."""
+
+    @abstractmethod
+    def scores(self, output: Path) -> Any:
+        """The prediction file read back as numbers comparable between two predictions."""
+
+    @abstractmethod
+    def explain_input(self, data: Path) -> Path:
+        """One input file for `radlab explain`."""
 
 
 def run_demo(task: Task, out: Path, overrides: Sequence[str] = (), seed: int = 0, **sizes: Any) -> dict[str, Any]:

@@ -28,3 +28,17 @@ class RadlabConfigError(RadlabError):
     """A bad configuration or option value: a usage error (exit code 2)."""
 
     exit_code = 2
+
+
+FileErrors = (FileNotFoundError, IsADirectoryError, PermissionError)
+"""What opening a user's file raises when the file itself is not there to read (see `unreadable`)."""
+
+
+def unreadable(path: str | PathLike[str], error: OSError, what: str) -> RadlabDataError:
+    """One line for a file that could not be opened: missing, a folder where `what` was expected, or not
+    readable by this user."""
+    if isinstance(error, FileNotFoundError):
+        return RadlabDataError(path, "file not found")
+    if isinstance(error, IsADirectoryError):
+        return RadlabDataError(path, f"is a folder, not {what}")
+    return RadlabDataError(path, "permission denied")

@@ -5,6 +5,10 @@ A task is registered by the `radlab.tasks` entry-point group of any installed pa
 are declared in its pyproject.toml), or in-process with `register`. Every capability that imports torch or
 the task's model code is a `Lazy` reference, imported on first use, so that building the command line
 imports no torch. An optional capability a task lacks is an explicit `None`.
+
+A task package usually describes itself in a manifest, `task.yaml` (napari's plugin manifests are the model):
+its texts, objective, flags and `module:attribute` references to its parts, validated like a config (unknown
+keys are errors); `Task.from_manifest(__name__, Config, predict, evaluate, synth)` builds the Task from it.
 """
 
 from __future__ import annotations
@@ -15,11 +19,11 @@ from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypedDict, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from radlab.core.config import load_config, read_yaml, validate_config
+from radlab.core.config import StrictModel, load_config, read_yaml, validate_config
 from radlab.core.errors import RadlabConfigError, RadlabDataError
 
 if TYPE_CHECKING:
@@ -40,13 +44,15 @@ ENTRY_POINT_GROUP = "radlab.tasks"
 
 class Lazy(Generic[T]):
     """A `module:attribute` reference imported on first `get()`. An import that fails is an error there and
-    then (never taken to mean "this task has no such capability")."""
+    then (never taken to mean "this task has no such capability"). A module starting with "." is relative to
+    `package`."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, package: str = "") -> None:
         module, sep, attribute = target.partition(":")
         if not sep or not module or not attribute:
             raise ValueError(f"a lazy reference is 'module:attribute', got {target!r}")
-        self.module, self.attribute = module, attribute
+        self.module = f"{package}{module}" if module.startswith(".") else module
+        self.attribute = attribute
         self._value: T | None = None
 
     def get(self) -> T:
@@ -84,6 +90,29 @@ class TrainOption:
     help: str
 
 
+class EngineOptions(TypedDict, total=False):
+    """The keyword arguments every task's predict function takes for the shared predict options (as
+    `**options: Unpack[EngineOptions]`): items per pass, loading processes, failing on the first unreadable
+    input, the device and the engine."""
+
+    batch_size: int | None
+    num_workers: int | None
+    strict: bool
+    device: str
+    engine: str
+
+
+def engine_options(options: EngineOptions) -> tuple[int | None, int | None, bool, str, str]:
+    """(batch_size, num_workers, strict, device, engine), the defaults filled in."""
+    return (
+        options.get("batch_size"),
+        options.get("num_workers"),
+        options.get("strict", False),
+        options.get("device", "auto"),
+        options.get("engine", "torch"),
+    )
+
+
 @dataclass(frozen=True)
 class PredictOptions:
     """The options every `radlab TASK predict` shares (declared once, in the command line): the runs whose
@@ -97,7 +126,7 @@ class PredictOptions:
     device: str = "auto"
     engine: str = "torch"
 
-    def engine_kwargs(self) -> dict[str, Any]:
+    def engine_kwargs(self) -> EngineOptions:
         """The keyword arguments every task's predict function takes for these options."""
         return {
             "batch_size": self.batch_size,
@@ -106,6 +135,25 @@ class PredictOptions:
             "device": self.device,
             "engine": self.engine,
         }
+
+
+@dataclass(frozen=True)
+class SizeOption:
+    """One size flag of `radlab synth TASK` (an integer)."""
+
+    default: int
+    minimum: int
+    help: str
+
+
+@dataclass(frozen=True)
+class Synth:
+    """`radlab synth TASK OUT [--seed S] [--SIZE N ...]`: `run(out, seed=..., **sizes)` writes the data set in
+    the challenge's layout and returns counts per split (printed)."""
+
+    run: Lazy[Callable[..., dict[str, Any]]]
+    help: str
+    sizes: dict[str, SizeOption]
 
 
 @dataclass(frozen=True)
@@ -123,7 +171,7 @@ class Task:
     """Everything the generic commands need of one challenge.
 
     `predict` is the task's command function minus the shared options (it takes a `PredictOptions` named
-    `options` and returns the line to print); `evaluate` and `synth` are plain command functions.
+    `options` and returns the line to print); `evaluate` is a plain command function.
     `data_help` describes the `--data-root` that `train` takes, `train_help` what `train` does;
     `position` orders the listing (radlab's own four are 0 to 3; others follow, by name).
     """
@@ -138,7 +186,7 @@ class Task:
     load: Lazy[Callable[..., Any]]
     predict: Callable[..., str]
     evaluate: Callable[..., None]
-    synth: Callable[..., None]
+    synth: Synth
     package: str
     train_options: tuple[TrainOption, ...] = ()
     stages: tuple[str, ...] = ()
@@ -160,12 +208,112 @@ class Task:
         """A preset (or a YAML file based on one) with `--set` overrides, validated."""
         return load_config(self.config, self.presets, name_or_path, overrides, default=self.default_preset)
 
+    @classmethod
+    def from_manifest(
+        cls,
+        package: str,
+        config: type[BaseModel],
+        predict: Callable[..., str],
+        evaluate: Callable[..., None],
+    ) -> Task:
+        """The task a package's `task.yaml` describes, with its config schema and command functions."""
+        path = files(package) / "task.yaml"
+        manifest = validate_config(Manifest, read_yaml(path, "task manifest"), source=str(path))
+
+        def ref(target: str | None) -> Lazy[Any] | None:
+            return Lazy(target, package) if target else None
+
+        codalab = manifest.codalab
+        return cls(
+            name=manifest.name,
+            help=manifest.help,
+            data_help=manifest.data_help,
+            train_help=manifest.train_help.strip(),
+            config=config,
+            objective=Objective(**manifest.objective.model_dump()),
+            training=Lazy(manifest.training, package),
+            load=Lazy(manifest.load, package),
+            predict=predict,
+            evaluate=evaluate,
+            synth=Synth(
+                Lazy(manifest.synth.run, package),
+                manifest.synth.help,
+                {name: SizeOption(o.default, o.min, o.help) for name, o in manifest.synth.sizes.items()},
+            ),
+            package=package,
+            train_options=tuple(TrainOption(**option.model_dump()) for option in manifest.train_options),
+            stages=tuple(manifest.stages),
+            report=ref(manifest.report),
+            explain=ref(manifest.explain),
+            export=ref(manifest.export),
+            bench=ref(manifest.bench),
+            codalab=Codalab(tuple(codalab.files), codalab.usage, Lazy(codalab.predict, package)) if codalab else None,
+            demo=ref(manifest.demo),
+            default_preset=manifest.default_preset,
+            position=manifest.position,
+        )
+
     def run_config(self, run_dir: str | Path) -> Any:
         """The resolved config a run was trained with (its config.yaml), validated."""
         path = Path(run_dir) / "config.yaml"
         if not path.is_file():
             raise RadlabDataError(path, "missing: not a finished radlab run directory (train first)")
         return validate_config(self.config, read_yaml(path, "run config"), source=str(path))
+
+
+class _ObjectiveEntry(StrictModel):
+    metric: str
+    direction: Literal["maximize", "minimize"]
+    epoch_metric: str
+    key: str | None = None
+
+
+class _TrainOptionEntry(StrictModel):
+    name: str
+    key: str
+    help: str
+
+
+class _SizeEntry(StrictModel):
+    default: int
+    min: int = 1
+    help: str
+
+
+class _SynthEntry(StrictModel):
+    run: str
+    help: str
+    sizes: dict[str, _SizeEntry] = Field(default_factory=dict)
+
+
+class _CodalabEntry(StrictModel):
+    files: list[str] = Field(min_length=1)
+    usage: str
+    predict: str
+
+
+class Manifest(StrictModel):
+    """What a task's `task.yaml` holds; references are `module:attribute`, relative (".recipe:TRAINING") to
+    the task's package; an absent optional capability is null."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    help: str
+    data_help: str
+    train_help: str
+    objective: _ObjectiveEntry
+    synth: _SynthEntry
+    training: str
+    load: str
+    train_options: list[_TrainOptionEntry] = Field(default_factory=list)
+    stages: list[str] = Field(default_factory=list)
+    report: str | None = None
+    explain: str | None = None
+    export: str | None = None
+    bench: str | None = None
+    demo: str | None = None
+    codalab: _CodalabEntry | None = None
+    default_preset: str = "paper"
+    position: int = 100
 
 
 _REGISTRY: dict[str, Task] = {}
@@ -182,11 +330,6 @@ def register(task: Task) -> Task:
         )
     _REGISTRY[task.name] = task
     return task
-
-
-def unregister(name: str) -> None:
-    """Remove a task registered in-process (tests)."""
-    _REGISTRY.pop(name, None)
 
 
 def _discover() -> None:

@@ -10,7 +10,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
-from radlab.core.report import Section, figure_html, image_html, render_document, table_html
+from radlab.core.report import Section, figure_html, image_html, table_html
+from radlab.core.report.document import render_document
 
 
 def test_document_escapes_text_and_forbids_fetches():

@@ -9,7 +9,7 @@ import pytest
 from radlab.core.errors import RadlabConfigError, RadlabError
 from radlab.core.task import Task, get_task
 from radlab.core.tune.study import run_tuning, storage_url
-from radlab.tasks.mura.config import MuraConfig
+from radlab.tasks.mura import MuraConfig
 from tests.conftest import TINY_TRAIN
 
 TRIAL_SETS = [*TINY_TRAIN, "train.max_epochs=2"]

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 from radlab.core.config import read_yaml, validate_config
-from radlab.tasks.ich.config import IchConfig
+from radlab.tasks.ich import IchConfig
 from radlab.tasks.ich.data import fold_rows, read_training_table
-from radlab.tasks.ich.formats import TEST_IMAGES, read_submission
-from radlab.tasks.ich.predict import predict_folder, validation_series
+from radlab.tasks.ich.predict import validation_series
 from tests.conftest import run_cli
 
 
@@ -39,32 +38,6 @@ def test_export_writes_the_slice_embedder_and_compares_engines_on_held_out_serie
     assert validation["onnx"]["max_abs_prob_diff"] < 1e-4
     assert abs(validation["onnx"]["weighted_log_loss_change"]) < 1e-4
     assert validation["int8"]["max_abs_prob_diff"] < 0.1
-
-
-def test_predict_with_each_engine_gives_torchs_probabilities(exported, tiny_ich, tmp_path):
-    outputs = {}
-    for engine in ("torch", "onnx", "int8"):
-        out = tmp_path / f"{engine}.csv"
-        if engine == "onnx":  # the command line's --engine once; the others in-process
-            result = run_cli(
-                "ich", "predict", tiny_ich / TEST_IMAGES, out, "--model", exported, "--engine", engine, "--workers", "0"
-            )
-            assert result.returncode == 0, result.stderr
-        else:
-            predict_folder(tiny_ich / TEST_IMAGES, out, [exported], num_workers=0, engine=engine)
-        outputs[engine] = read_submission(out)
-    images, torch_probs = outputs["torch"]
-    for engine in ("onnx", "int8"):
-        assert outputs[engine][0] == images
-    assert np.abs(outputs["onnx"][1] - torch_probs).max() < 1e-4
-    assert np.abs(outputs["int8"][1] - torch_probs).max() < 0.1
-
-
-def test_engine_without_export_is_one_line(tiny_ich_run, tiny_ich, tmp_path):
-    out = tmp_path / "o.csv"
-    result = run_cli("ich", "predict", tiny_ich / TEST_IMAGES, out, "--model", tiny_ich_run, "--engine", "int8")
-    assert result.returncode == 1 and "radlab export" in result.stderr and "Traceback" not in result.stderr
-    assert not out.exists()
 
 
 @pytest.mark.parametrize("limit", [1, 10, 40, 10_000])

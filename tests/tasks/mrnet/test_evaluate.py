@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from radlab.tasks.mrnet.evaluate import evaluate_files, official_scores
-from radlab.tasks.mrnet.formats import read_split_labels, write_predictions
+from radlab.tasks.mrnet.formats import evaluate_files, official_scores, read_split_labels, write_predictions
 from tests.conftest import run_cli
 
 

@@ -9,8 +9,8 @@ import shutil
 import numpy as np
 import pytest
 
-from radlab.tasks.mrnet.formats import PLANES, read_predictions, read_split_labels
-from radlab.tasks.mrnet.predict import calibration_slices, predict_csv
+from radlab.tasks.mrnet.formats import PLANES
+from radlab.tasks.mrnet.predict import calibration_slices
 from tests.conftest import run_cli
 
 
@@ -35,39 +35,6 @@ def test_export_writes_each_unit_and_compares_the_engines_on_the_valid_split(exp
     assert validation["onnx"]["max_abs_prob_diff"] < 1e-4
     assert validation["onnx"]["Average_AUROC_change"] == pytest.approx(0.0, abs=1e-9)
     assert validation["int8"]["max_abs_prob_diff"] < 0.1
-
-
-def test_predict_with_each_engine_gives_torchs_probabilities(exported, tiny_mrnet, tmp_path):
-    ids, _ = read_split_labels(tiny_mrnet, "valid")
-    paths = tmp_path / "paths.csv"
-    paths.write_text("".join(f"MRNet-v1.0/valid/{plane}/{i}.npy\n" for i in ids for plane in PLANES))
-    outputs = {}
-    for engine in ("torch", "onnx", "int8"):
-        out = tmp_path / f"{engine}.csv"
-        if engine == "onnx":  # the command line's --engine once; the others in-process
-            result = run_cli(
-                "mrnet", "predict", paths, out, "--model", exported, "--data-root", tiny_mrnet, "--engine", engine,
-                "--workers", "0",
-            )  # fmt: skip
-            assert result.returncode == 0, result.stderr
-        else:
-            predict_csv(paths, out, exported, tiny_mrnet, num_workers=0, engine=engine)
-        outputs[engine] = read_predictions(out)
-    assert outputs["torch"].shape == (len(ids), 3)
-    assert np.abs(outputs["onnx"] - outputs["torch"]).max() < 1e-4
-    assert np.abs(outputs["int8"] - outputs["torch"]).max() < 0.1
-
-
-def test_engine_without_export_is_one_line(tiny_mrnet_run, tiny_mrnet, tmp_path):
-    ids, _ = read_split_labels(tiny_mrnet, "valid")
-    paths = tmp_path / "paths.csv"
-    paths.write_text("".join(f"MRNet-v1.0/valid/{plane}/{ids[0]}.npy\n" for plane in PLANES))
-    out = tmp_path / "o.csv"
-    result = run_cli(
-        "mrnet", "predict", paths, out, "--model", tiny_mrnet_run, "--data-root", tiny_mrnet, "--engine", "onnx"
-    )
-    assert result.returncode == 1 and "radlab export" in result.stderr and "Traceback" not in result.stderr
-    assert not out.exists()
 
 
 @pytest.mark.parametrize(("count", "batches"), [(3, [3]), (10, [8, 2])])

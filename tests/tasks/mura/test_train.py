@@ -1,6 +1,5 @@
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -8,10 +7,8 @@ import time
 import pytest
 
 from radlab.core.engine.callbacks import read_history
-from radlab.core.engine.checkpoint_io import load_checkpoint_file
 from radlab.core.engine.driver import train as train_task
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.models import load_weights
 from radlab.core.task import get_task
 from radlab.tasks.mura.data import MuraDataset
 from radlab.tasks.mura.synth import synthesize_mura
@@ -95,58 +92,6 @@ def _wait_for(condition, timeout=180.0):
     raise AssertionError("timed out")
 
 
-def test_kill_9_during_training_then_resume_continues_from_last_checkpoint(tiny_mura, tmp_path):
-    run = RunDir(tmp_path / "run")
-    args = [
-        "mura",
-        "train",
-        "--data-root",
-        tiny_mura,
-        "--out",
-        run.root,
-        "--config",
-        "cpu-small",
-        *_sets("train.max_epochs=60", "train.early_stopping_patience=null"),
-    ]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "radlab", *map(str, args)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        _wait_for(lambda: len(read_history(run.history)) >= 3 and run.last_checkpoint.is_file())
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-    # Nothing half-written stands under a final name: every file there parses completely.
-    killed_at = load_checkpoint_file(run.last_checkpoint)["epoch"]
-    load_checkpoint_file(run.best_checkpoint)
-    load_weights(run.weights)
-    run.read_json("metrics.json")
-    assert len(read_history(run.history)) >= killed_at + 1
-
-    result = run_cli(
-        "mura",
-        "train",
-        "--data-root",
-        tiny_mura,
-        "--out",
-        run.root,
-        "--resume",
-        "--set",
-        f"train.max_epochs={killed_at + 3}",
-        "--set",
-        "train.progress=lines",
-    )
-    assert result.returncode == 0, result.stderr
-    epoch_lines = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]
-    assert epoch_lines[0].startswith(f"epoch {killed_at + 2}/{killed_at + 3}")  # resumed, not restarted
-    assert load_checkpoint_file(run.last_checkpoint)["epoch"] == killed_at + 2
-    assert [int(r["epoch"]) for r in read_history(run.history)] == list(range(1, killed_at + 4))
-
-
 def test_training_from_the_cache_repeats_training_from_files(tiny_mura, tmp_path, one_thread):
     """Same seeds, same pixels, same augmentation draws: the cache changes nothing but the speed."""
     histories = []
@@ -165,20 +110,6 @@ class _Marker:
 
     def __reduce__(self):
         return (open, (self.path, "w"))
-
-
-def test_a_malicious_pickle_as_weights_is_refused_and_never_executed(tiny_mura, tmp_path):
-    import pickle
-
-    marker = tmp_path / "executed"
-    weights = tmp_path / "weights.pth"
-    weights.write_bytes(pickle.dumps({"conv.weight": _Marker(str(marker))}))
-    result = run_cli(
-        "mura", "train", "--data-root", tiny_mura, "--out", tmp_path / "run", "--config", "cpu-small",
-        *_sets(f"model.weights_file={weights}"),
-    )  # fmt: skip
-    assert result.returncode == 1 and "pickle" in result.stderr and "--trust-pickle" in result.stderr
-    assert not marker.exists()
 
 
 TRACE_TRAINING_INDICES = """
@@ -247,23 +178,17 @@ def test_ddp_on_the_cpu_with_two_processes_writes_one_run_directory(tiny_mura, t
         assert probability == pytest.approx(expected[case], abs=1e-4)
 
 
-def test_folds_train_every_fold_grouped_by_patient_and_predict_averages_them(tiny_mura, tmp_path):
+def test_folds_are_grouped_by_patient_and_the_codalab_bundle_of_an_ensemble_predicts_as_it(tiny, tiny_mura, tmp_path):
+    """conftest's 2-fold ensemble (trained under 2-process DDP): the held-out folds partition the training
+    studies with no patient on both sides; the ensemble's CodaLab bundle gives the ensemble's labels."""
     from radlab.core.report import read_case_table
     from radlab.tasks.mura.data import load_split
-    from radlab.tasks.mura.formats import read_probabilities, split_csvs
+    from radlab.tasks.mura.formats import split_csvs
     from radlab.tasks.mura.predict import predict_csv
 
-    out = tmp_path / "ensemble"
-    result = run_cli(
-        "mura", "train", "--data-root", tiny_mura, "--out", out, "--config", "cpu-small", *_sets("train.max_epochs=1"),
-        "--folds", "3",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "3 folds, held out: auroc" in result.stderr
-    manifest = json.loads((out / "ensemble.json").read_text())
-    assert (manifest["task"], manifest["members"]) == ("mura", ["fold0", "fold1", "fold2"])
+    out = tiny.folds("mura")
     train_studies = set(load_split(tiny_mura, "train").studies)
-    held_out = [set(read_case_table(out / f"fold{k}" / "valid_predictions.csv").cases) for k in range(3)]
+    held_out = [set(read_case_table(out / f"fold{k}" / "valid_predictions.csv").cases) for k in range(2)]
     assert set.union(*held_out) == train_studies and sum(map(len, held_out)) == len(train_studies)
     for k, studies in enumerate(held_out):  # no patient on both sides of a fold
         patients = {s.rstrip("/").split("/")[-2] for s in studies}
@@ -272,23 +197,13 @@ def test_folds_train_every_fold_grouped_by_patient_and_predict_averages_them(tin
         assert f"fold: {k}" in (out / f"fold{k}" / "config.yaml").read_text()
 
     paths_csv = split_csvs(tiny_mura, "valid")[0]
-
-    def predicted(model):
-        probs = tmp_path / f"{model.name}.probs.csv"
-        predict_csv(paths_csv, tmp_path / f"{model.name}.csv", model, tiny_mura, num_workers=0, probabilities_csv=probs)
-        return {row.study: row.probability for row in read_probabilities(probs)}
-
-    members = [predicted(out / f"fold{k}") for k in range(3)]
-    ensemble = predicted(out)
-    assert list(ensemble) == list(members[0])
-    for study, probability in ensemble.items():
-        assert probability == pytest.approx(sum(m[study] for m in members) / 3, abs=1e-5)
+    predict_csv(paths_csv, tmp_path / "ensemble.csv", out, tiny_mura, num_workers=0)
 
     # The CodaLab bundle of an ensemble carries every fold and predicts as the ensemble does.
     bundle = run_cli("codalab", "mura", out, tmp_path / "bundle")
     assert bundle.returncode == 0, bundle.stderr
     assert sorted(p.name for p in (tmp_path / "bundle" / "src" / "model").iterdir()) == [
-        "ensemble.json", "fold0", "fold1", "fold2"
+        "ensemble.json", "fold0", "fold1"
     ]  # fmt: skip
     from radlab.tasks.mura.formats import read_image_paths
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from radlab.tasks.pneumonia.config import AugmentConfig
+from radlab.tasks.pneumonia import AugmentConfig
 from radlab.tasks.pneumonia.data import DetectionTransform, xywh_to_xyxy, xyxy_to_xywh
 
 
@@ -38,10 +38,10 @@ def test_box_format_conversions_round_trip():
 
 @pytest.mark.parametrize("train", [False, True])
 def test_cached_items_equal_decoded_ones(tiny_pneumonia, tmp_path, train):
-    from radlab.tasks.pneumonia.config import PneumoniaConfig
+    from radlab.tasks.pneumonia import PneumoniaConfig
     from radlab.tasks.pneumonia.data import PneumoniaDataset
 
-    augment = PneumoniaConfig().augment
+    augment = PneumoniaConfig.model_validate({}).augment
 
     def dataset(cache_dir):
         return PneumoniaDataset(

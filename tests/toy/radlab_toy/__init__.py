@@ -15,9 +15,8 @@ import typer
 from pydantic import Field
 
 from radlab.core.config import StrictModel
-from radlab.core.engine.config import BackboneConfig, EngineConfig, PredictLoaderConfig
-from radlab.core.task import Codalab, Lazy, Objective, PredictOptions, Task
-from radlab.core.tune.space import TuneConfig
+from radlab.core.engine.config import BackboneConfig, EngineConfig, PredictLoaderConfig, TaskConfig
+from radlab.core.task import PredictOptions, Task
 
 
 class DataConfig(StrictModel):
@@ -35,26 +34,21 @@ class TrainConfig(EngineConfig):
     fold: int = Field(0, ge=0)
 
 
-class ToyConfig(StrictModel):
+class ToyConfig(TaskConfig[BackboneConfig, DataConfig, TrainConfig, PredictLoaderConfig]):
     task: str = "toy"
-    model: BackboneConfig = BackboneConfig()
-    data: DataConfig = DataConfig()
     optim: OptimConfig = OptimConfig()
-    train: TrainConfig = TrainConfig()
-    predict: PredictLoaderConfig = PredictLoaderConfig()
-    tune: TuneConfig = TuneConfig()
 
 
 def predict(
     input_dir: Annotated[Path, typer.Argument(metavar="INPUT", help="A folder of PNG images.")],
-    output_csv: Annotated[Path, typer.Argument(metavar="OUTPUT_CSV", help="image,probability rows to write.")],
+    output: Path,
     options: PredictOptions,
 ) -> str:
     """One `image,probability` row per readable PNG, sorted by name."""
     from radlab_toy.toy import predict_folder
 
-    written = predict_folder(input_dir, output_csv, options.models, **options.engine_kwargs())
-    return f"{written} images -> {output_csv}"
+    written = predict_folder(input_dir, output, options.models, **options.engine_kwargs())
+    return f"{written} images -> {output}"
 
 
 def evaluate(
@@ -67,34 +61,4 @@ def evaluate(
     print(json.dumps(evaluate_files(truth_csv, predictions_csv)))
 
 
-def synth(
-    out: Annotated[Path, typer.Argument(help="Folder to write images/ and labels.csv into.")],
-    images: Annotated[int, typer.Option(min=8, help="Images in train + valid.")] = 48,
-    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
-) -> None:
-    """Noisy grey images, half of them with a bright disc (the label)."""
-    from radlab_toy.toy import synthesize
-
-    synthesize(out, images=images, seed=seed)
-
-
-TASK = Task(
-    name="toy",
-    help="Toy: a bright disc or not, on generated images (a challenge defined outside radlab).",
-    data_help="Folder holding images/ and labels.csv.",
-    train_help="Train on the train images, validate on the valid ones; keeps the best validation AUROC.",
-    config=ToyConfig,
-    package=__name__,
-    objective=Objective("auroc", "maximize", "val/auroc"),
-    training=Lazy("radlab_toy.toy:TRAINING"),
-    load=Lazy("radlab_toy.toy:load_run"),
-    predict=predict,
-    evaluate=evaluate,
-    synth=synth,
-    report=Lazy("radlab_toy.toy:sections"),
-    explain=Lazy("radlab_toy.toy:explain"),
-    export=Lazy("radlab_toy.toy:EXPORT"),
-    bench=Lazy("radlab_toy.toy:BENCH"),
-    codalab=Codalab(("config.yaml", "model.safetensors"), "IMAGES_DIR PREDICTIONS_CSV", Lazy("radlab_toy.toy:bundled")),
-    demo=Lazy("radlab_toy.toy:DEMO"),
-)
+TASK = Task.from_manifest(__name__, ToyConfig, predict, evaluate)

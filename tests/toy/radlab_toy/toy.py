@@ -8,7 +8,7 @@ import csv
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import torch
@@ -48,6 +48,7 @@ from radlab.core.report import (
     table_html,
     write_case_table,
 )
+from radlab.core.task import EngineOptions, engine_options
 from radlab.core.transforms import build_image_transform
 from radlab_toy import TASK, ToyConfig
 
@@ -113,9 +114,7 @@ def build_model(config: ToyConfig, initialise: bool = True) -> ImageClassifier:
         1,
         (0.35, 0.35, 0.35),
         (0.15, 0.15, 0.15),
-        pretrained=model.pretrained and initialise,
-        weights_file=model.weights_file if initialise else None,
-        trust_pickle=model.trust_pickle,
+        **model.weights(initialise),
     )
 
 
@@ -216,14 +215,11 @@ def predict_folder(
     output_csv: Path,
     run_dirs: str | Path | Sequence[str | Path],
     *,
-    batch_size: int | None = None,
-    num_workers: int | None = None,
-    strict: bool = False,
-    device: str = "auto",
-    engine: str = "torch",
     loaded: Loaded | None = None,
+    **options: Unpack[EngineOptions],
 ) -> int:
     """Write `image,probability` for every readable PNG of `input_dir`; several runs are averaged."""
+    batch_size, num_workers, strict, device, engine = engine_options(options)
     if loaded is None:
         members = expand_members([run_dirs] if isinstance(run_dirs, str | Path) else run_dirs)
         runs = [load_run(member, engine) for member in members]
@@ -302,45 +298,43 @@ def _held_out(run: RunDir, root: Path, scratch: Path) -> HeldOut:
 EXPORT = ExportSpec(parts=_export_parts, held_out=_held_out, metric="auroc")
 
 
-def _bench_inputs(folder: Path, items: int, seed: int) -> BenchInputs:
-    synthesize(folder, images=max(8, 4 * items), seed=seed)
-    return BenchInputs(folder, len(list((folder / "valid").glob("*.png"))), folder / "valid")
+class ToyBench(BenchSpec):
+    unit, default_items, calibration = "image", 4, 8
+
+    def inputs(self, folder: Path, items: int, seed: int) -> BenchInputs:
+        synthesize(folder, images=max(8, 4 * items), seed=seed)
+        return BenchInputs(folder, len(list((folder / "valid").glob("*.png"))), folder / "valid")
+
+    def fresh_run(self, run: RunDir, config: ToyConfig, seed: int) -> None:
+        save_weights(run.weights, build_model(config, initialise=False).state_dict())
+
+    def reference(self, loaded: Loaded, inputs: BenchInputs) -> np.ndarray:
+        """One image at a time, eager fp32."""
+        config, model = loaded
+        transform = build_image_transform(config.data.image_size)
+        with torch.no_grad():
+            images = [transform(read_image(path))[None].float() for path in sorted(inputs.payload.glob("*.png"))]
+            return np.array([float(torch.sigmoid(model(image))[0, 0]) for image in images])
+
+    def radlab(self, loaded: Loaded, inputs: BenchInputs, scratch: Path, workers: int) -> np.ndarray:
+        out = scratch / "radlab.csv"
+        predict_folder(inputs.payload, out, [], num_workers=workers, device="cpu", loaded=loaded)
+        return np.array(list(read_predictions(out).values()))
+
+    def agreement(self, reference: np.ndarray, radlab: np.ndarray, config: ToyConfig) -> dict[str, Any]:
+        return {
+            "max_abs_prob_diff": float(np.abs(reference - radlab).max()),
+            "label_agreement": float(np.mean((reference > 0.5) == (radlab > 0.5))),
+        }
+
+    def flops(self, loaded: Loaded, inputs: BenchInputs) -> float:
+        return model_flops(loaded[1], torch.rand(1, 1, 32, 32) * 255)
+
+    def details(self, config: ToyConfig, inputs: BenchInputs) -> dict[str, Any]:
+        return {"images": inputs.items, "backbone": config.model.backbone}
 
 
-def _reference(loaded: Loaded, inputs: BenchInputs) -> np.ndarray:
-    """One image at a time, eager fp32."""
-    config, model = loaded
-    transform = build_image_transform(config.data.image_size)
-    with torch.no_grad():
-        return np.array(
-            [
-                float(torch.sigmoid(model(transform(read_image(p))[None].float()))[0, 0])
-                for p in sorted(inputs.payload.glob("*.png"))
-            ]
-        )
-
-
-def _radlab(loaded: Loaded, inputs: BenchInputs, scratch: Path, workers: int) -> np.ndarray:
-    out = scratch / "radlab.csv"
-    predict_folder(inputs.payload, out, [], num_workers=workers, device="cpu", loaded=loaded)
-    return np.array(list(read_predictions(out).values()))
-
-
-BENCH = BenchSpec(
-    unit="image",
-    default_items=4,
-    calibration=8,
-    inputs=_bench_inputs,
-    fresh_run=lambda run, config, seed: save_weights(run.weights, build_model(config, False).state_dict()),
-    reference=_reference,
-    radlab=_radlab,
-    agreement=lambda ref, rad, config: {
-        "max_abs_prob_diff": float(np.abs(ref - rad).max()),
-        "label_agreement": float(np.mean((ref > 0.5) == (rad > 0.5))),
-    },
-    flops=lambda loaded, inputs: model_flops(loaded[1], torch.rand(1, 1, 32, 32) * 255),
-    details=lambda config, inputs: {"images": inputs.items, "backbone": config.model.backbone},
-)
+BENCH = ToyBench()
 
 
 def explain_image(loaded: Loaded, path: Path) -> Explanation:
@@ -369,17 +363,29 @@ def sections(run: RunDir, metrics: dict[str, Any], cases: CaseTable | None) -> l
     return [*found, *classifier_sections(cases), gallery]
 
 
-def _evaluate(data: Path, output: Path, metrics: dict[str, Any]) -> Evaluation:
-    scores = evaluate_files(data / LABELS, output)
-    return Evaluation(scores, f"toy, valid images: AUROC {scores['auroc']}, accuracy {scores['accuracy']:.3f}", scores)
+class ToyDemo(DemoSpec):
+    what = "48 images"
+
+    def synth(self, data: Path, seed: int, images: int = 48, **sizes: Any) -> str:
+        return f"{synthesize(data, images=images, seed=seed)} images per split"
+
+    def predict_args(self, data: Path, run: Path, output: Path) -> list[str]:
+        return [str(data / "valid"), str(output)]
+
+    def inputs(self, data: Path) -> list[Path]:
+        return sorted((data / "valid").glob("*.png"))
+
+    def evaluate(self, data: Path, output: Path, metrics: dict[str, Any]) -> Evaluation:
+        scores = evaluate_files(data / LABELS, output)
+        return Evaluation(
+            scores, f"toy, valid images: AUROC {scores['auroc']}, accuracy {scores['accuracy']:.3f}", scores
+        )
+
+    def scores(self, output: Path) -> np.ndarray:
+        return np.array(list(read_predictions(output).values()))
+
+    def explain_input(self, data: Path) -> Path:
+        return self.inputs(data)[0]
 
 
-DEMO = DemoSpec(
-    what="48 images",
-    synth=lambda data, seed, images=48: f"{synthesize(data, images=images, seed=seed)} images per split",
-    predict_args=lambda data, run, output: [str(data / "valid"), str(output)],
-    inputs=lambda data: sorted((data / "valid").glob("*.png")),
-    evaluate=_evaluate,
-    scores=lambda output: np.array(list(read_predictions(output).values())),
-    explain_input=lambda data: sorted((data / "valid").glob("*.png"))[0],
-)
+DEMO = ToyDemo()

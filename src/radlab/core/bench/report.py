@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import platform
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from radlab.core.bench.harness import Comparison, peak_rss_mb
+from radlab.core.bench.harness import Comparison, compare_interleaved, peak_rss_mb
 from radlab.core.bench.roofline import matmul_peak_gflops, roofline
 
 
@@ -63,3 +64,38 @@ def scratch_copy(run_dir: Path, scratch: Path) -> Path:
     target = scratch / "run"
     shutil.copytree(run_dir, target, ignore=shutil.ignore_patterns("checkpoints", "embeddings", "*.onnx"))
     return target
+
+
+def cache_epochs(
+    decode: Callable[[bool], Any], cached: Callable[[bool], Any], items: int, repeats: int
+) -> tuple[Comparison, Comparison]:
+    """`bench prep`'s two measurements, each interleaved: a training epoch (`decode(True)`, decoding every
+    file as the seeds do, against `cached(True)`, radlab's cache, both augmenting) and a plain epoch (False)."""
+    training = compare_interleaved(lambda: decode(True), lambda: cached(True), items=items, repeats=repeats)
+    plain = compare_interleaved(lambda: decode(False), lambda: cached(False), items=items, repeats=repeats)
+    return training, plain
+
+
+def cache_report(
+    task: str,
+    what: str,
+    epochs: tuple[Comparison, Comparison],
+    items_per_s_built: float,
+    identical: bool,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The JSON `bench prep` prints: the training epoch's ratio (the spec's keys), the plain epoch's, how fast
+    the cache was built, whether both ways gave identical pixels, the task's `extra`, the machine."""
+    training, plain = epochs
+    return {
+        "task": task,
+        "what": what,
+        **comparison_fields(training),
+        "plain_epoch": comparison_fields(plain),
+        "cache_build_items_per_s": items_per_s_built,
+        "max_abs_prob_diff": 0.0 if identical else None,
+        "label_agreement": 1.0 if identical else None,
+        "identical_pixels": identical,
+        **extra,
+        **machine(),
+    }

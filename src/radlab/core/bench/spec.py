@@ -1,20 +1,21 @@
 """`radlab bench infer|prep --task T` for every task: the seeds' reference loop against what
 `radlab T predict` runs, on the same synthetic inputs, interleaved in one run (see harness.py).
 
-A task's `BenchSpec` gives the inputs, a seeded fresh model (when no trained run is given), the reference
-loop, radlab's side (its predict function with the model loaded beforehand, as the reference's is), how
-the two outputs agree and the FLOPs per item; the driver does the rest for each engine. The ONNX engines
+A task's `BenchSpec` subclass gives the inputs, a seeded fresh model (when no trained run is given), the
+reference loop, radlab's side (its predict function with the model loaded beforehand, as the reference's
+is), how the two outputs agree and the FLOPs per item; the driver does the rest for each engine. The ONNX engines
 are exported into a scratch copy of the run: a benchmark never writes into a user's run.
 """
 
 from __future__ import annotations
 
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from radlab.core.bench.harness import compare_interleaved
 from radlab.core.bench.report import comparison_fields, infer_report, scratch_copy
@@ -38,21 +39,43 @@ class BenchInputs:
     payload: Any
 
 
-@dataclass(frozen=True)
-class BenchSpec:
-    """How a task is measured; `unit` names an item (image, exam, slice) in the report."""
+class BenchSpec(ABC):
+    """How a task is measured: subclass it, set `unit` (what an item is: image, exam, slice), `default_items`
+    and `calibration` (int8 calibration items), implement the methods, and set `prep` to the task's
+    `bench prep` function if it has one. `loaded` is what the task's `load` returns for a run."""
 
-    unit: str
-    default_items: int
-    calibration: int
-    inputs: Callable[[Path, int, int], BenchInputs]
-    fresh_run: Callable[[RunDir, Any, int], None]
-    reference: Callable[[Any, BenchInputs], Any]
-    radlab: Callable[[Any, BenchInputs, Path, int], Any]
-    agreement: Callable[[Any, Any, Any], dict[str, Any]]
-    flops: Callable[[Any, BenchInputs], float]
-    details: Callable[[Any, BenchInputs], dict[str, Any]]
-    prep: Callable[..., dict[str, Any]] | None = None
+    unit: ClassVar[str]
+    default_items: ClassVar[int]
+    calibration: ClassVar[int] = 32
+    prep: ClassVar[Callable[..., dict[str, Any]] | None] = None
+
+    @abstractmethod
+    def inputs(self, folder: Path, items: int, seed: int) -> BenchInputs:
+        """Write synthetic inputs under `folder` holding at least `items` items."""
+
+    @abstractmethod
+    def fresh_run(self, run: RunDir, config: Any, seed: int) -> None:
+        """Write a seeded fresh model's weights (and the files predict needs) into `run` (config.yaml is there)."""
+
+    @abstractmethod
+    def reference(self, loaded: Any, inputs: BenchInputs) -> Any:
+        """The seeds' way: their prediction loop over the inputs."""
+
+    @abstractmethod
+    def radlab(self, loaded: Any, inputs: BenchInputs, scratch: Path, workers: int) -> Any:
+        """radlab's way: the task's predict function on the inputs, the model loaded beforehand."""
+
+    @abstractmethod
+    def agreement(self, reference: Any, radlab: Any, config: Any) -> dict[str, Any]:
+        """How the two outputs agree: at least `max_abs_prob_diff` and `label_agreement`."""
+
+    @abstractmethod
+    def flops(self, loaded: Any, inputs: BenchInputs) -> float:
+        """FLOPs of the network per item."""
+
+    @abstractmethod
+    def details(self, config: Any, inputs: BenchInputs) -> dict[str, Any]:
+        """What the report says of the inputs and the model."""
 
 
 def _spec(task: Task, kind: str) -> BenchSpec:

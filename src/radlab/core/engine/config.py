@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from radlab.core.config import StrictModel
+from radlab.core.tune.space import TuneConfig
 
 Precision = Literal["auto", "32-true", "16-mixed", "bf16-mixed", "64-true"]
 
@@ -41,9 +42,65 @@ class BackboneConfig(StrictModel):
     weights_file: Path | None = None
     trust_pickle: bool = False
 
+    def weights(self, initialise: bool = True) -> dict[str, Any]:
+        """The weight keywords of `create_backbone`: the configured pretrained weights when `initialise`
+        (training starts from them), none otherwise (a trained run loads its own)."""
+        return {
+            "pretrained": self.pretrained and initialise,
+            "weights_file": self.weights_file if initialise else None,
+            "trust_pickle": self.trust_pickle,
+        }
+
 
 class PredictLoaderConfig(StrictModel):
     """The `predict` keys every task shares: items per forward pass and loading processes."""
 
     batch_size: int = Field(8, ge=1)
     num_workers: int = Field(2, ge=0)
+
+
+class PlateauOptimConfig(StrictModel):
+    """The `optim` keys of the recipes that train with Adam and cut the rate when the validation loss stops
+    falling (ReduceLROnPlateau): MURA, MRNet, RSNA Pneumonia. Tasks subclass it with their defaults."""
+
+    lr: float = Field(1e-4, gt=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = Field(0.0, ge=0)
+    plateau_factor: float = Field(0.1, gt=0, lt=1)
+    plateau_patience: int = Field(1, ge=0)
+
+
+class LoaderDataConfig(StrictModel):
+    """The `data` keys of the tasks that decode files while training: loader processes, and a folder for
+    the preprocessing cache (decoded, resized uint8 images, memory-mapped; None decodes every time)."""
+
+    num_workers: int = Field(2, ge=0)
+    cache_dir: str | None = None
+
+
+ModelT = TypeVar("ModelT", bound=BackboneConfig)
+DataT = TypeVar("DataT", bound=StrictModel)
+TrainT = TypeVar("TrainT", bound=EngineConfig)
+PredictT = TypeVar("PredictT", bound=PredictLoaderConfig)
+
+SECTIONS = ("model", "data", "train", "predict")
+
+
+class TaskConfig(StrictModel, Generic[ModelT, DataT, TrainT, PredictT]):
+    """What every task's config holds: its name, `model` (the backbone), `data`, `train` (the engine and the
+    recipe), `predict` and `tune`, typed by the task's own sections; a task adds its other sections. A section
+    a preset or file leaves out takes its defaults."""
+
+    task: str
+    model: ModelT
+    data: DataT
+    train: TrainT
+    predict: PredictT
+    tune: TuneConfig = TuneConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_sections(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            return {**{name: {} for name in SECTIONS}, **values}
+        return values

@@ -7,18 +7,15 @@ from collections.abc import Iterable
 import torch
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 
+from radlab.core.engine.config import PlateauOptimConfig
+
 
 def adam_with_plateau(
-    parameters: Iterable[torch.nn.Parameter],
-    *,
-    lr: float,
-    betas: tuple[float, float] = (0.9, 0.999),
-    weight_decay: float = 0.0,
-    factor: float = 0.1,
-    patience: int = 1,
-    monitor: str = "val/loss",
+    parameters: Iterable[torch.nn.Parameter], optim: PlateauOptimConfig, monitor: str = "val/loss"
 ) -> OptimizerLRSchedulerConfig:
-    """Adam, with the learning rate multiplied by `factor` when `monitor` (a loss) stops improving."""
-    optimizer = torch.optim.Adam(parameters, lr=lr, betas=betas, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=factor, patience=patience)
+    """Adam, with the learning rate multiplied by `plateau_factor` when `monitor` (a loss) stops improving."""
+    optimizer = torch.optim.Adam(parameters, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=optim.plateau_factor, patience=optim.plateau_patience
+    )
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": monitor, "interval": "epoch"}}

@@ -14,12 +14,25 @@ from typing import Any, Generic, Literal, TypeVar
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 
 from radlab.core.console import warn
-from radlab.core.engine.distributed import gather_objects
+from radlab.core.engine.config import PlateauOptimConfig
+from radlab.core.engine.optim import adam_with_plateau
 from radlab.core.engine.run_dir import RunDir
 
 C = TypeVar("C")
+
+
+def gather_objects(module: L.LightningModule, value: Any) -> list[Any]:
+    """[value of rank 0, value of rank 1, ...]; [value] in a single process. Values are picklable Python
+    (NumPy arrays, dicts): results this run computed, never a file from outside."""
+    trainer = module._trainer
+    if trainer is None or trainer.world_size <= 1 or not torch.distributed.is_initialized():
+        return [value]
+    gathered: list[Any] = [None] * trainer.world_size
+    torch.distributed.all_gather_object(gathered, value)
+    return gathered
 
 
 def _as_array(values: Any) -> np.ndarray:
@@ -81,10 +94,13 @@ class ValidationBuffer:
 
 class Recipe(L.LightningModule, Generic[C]):
     """A task's training recipe. Subclasses set `monitor` / `mode` (what the kept epoch is chosen on) and
-    implement `export(run, epoch)`, which writes the deployable weights and metrics of a new best epoch."""
+    implement `export(run, epoch)`, which writes the deployable weights and metrics of a new best epoch.
+    The default optimiser is Adam with the rate cut on a plateau of `plateau_monitor`, from `config.optim`
+    (a PlateauOptimConfig); a recipe with another schedule overrides `configure_optimizers`."""
 
     monitor: str = "val/loss"
     mode: Literal["min", "max"] = "min"
+    plateau_monitor: str = "val/loss"
 
     def __init__(self, config: C) -> None:
         super().__init__()
@@ -103,6 +119,12 @@ class Recipe(L.LightningModule, Generic[C]):
     def readable_mask(self, errors: Sequence[str]) -> torch.Tensor:
         """`readable` as a float tensor on the module's device (1 readable, 0 not), to weigh a loss."""
         return torch.tensor(self.readable(errors), device=self.device, dtype=torch.float32)
+
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
+        optim = getattr(self.config, "optim", None)
+        if not isinstance(optim, PlateauOptimConfig):
+            raise NotImplementedError(f"{type(self).__name__} has no config.optim plateau settings; override this")
+        return adam_with_plateau(self.parameters(), optim, self.plateau_monitor)
 
     def export(self, run: RunDir, epoch: int) -> None:
         raise NotImplementedError(f"{type(self).__name__} must write its best epoch's weights and metrics")

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
-import typer
 from torch import nn
 
 from radlab.core.errors import RadlabConfigError
 
 ONNX_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
 ENGINES: dict[str, str | None] = {"torch": None, "onnx": ONNX_FILE, "int8": INT8_FILE}
-
-EngineOption = Annotated[
-    str, typer.Option(help="torch, or onnx / int8: the files `radlab export` wrote (ONNX Runtime, CPU).")
-]
 
 
 def engine_model(model: nn.Module, run_dir: str | Path, engine: str) -> nn.Module:

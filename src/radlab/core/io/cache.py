@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from radlab.core.transforms.image import ResizeMode
 
 INDEX = "index.json"
+Decoder = Callable[[str], "np.ndarray | tuple[np.ndarray, dict[str, Any]]"]
+"""path -> uint8 array, or (array, a small JSON-able dict kept beside it in the index)."""
 
 
 def content_key(path: str | Path) -> str:
@@ -48,7 +50,7 @@ def params_key(params: dict[str, Any]) -> str:
 
 
 class _Decode(Dataset):
-    def __init__(self, paths: Sequence[str], decode: Callable[[str], np.ndarray]) -> None:
+    def __init__(self, paths: Sequence[str], decode: Decoder) -> None:
         self.paths, self.decode = paths, decode
 
     def __len__(self) -> int:
@@ -105,9 +107,7 @@ class PreprocessCache:
                 found.append(content_key(path))
         return found
 
-    def ensure(
-        self, paths: Sequence[str | Path], decode: Callable[[str], np.ndarray], workers: int = 0
-    ) -> tuple[np.ndarray, list[str]]:
+    def ensure(self, paths: Sequence[str | Path], decode: Decoder, workers: int = 0) -> tuple[np.ndarray, list[str]]:
         """(slot per path, error per path): decodes what the store lacks, then maps the store.
 
         `decode(path)` returns a uint8 array of `shape` (or (array, dict): `self.meta` then holds each path's
@@ -229,7 +229,7 @@ class CachedDataset(Dataset):
         self,
         paths: Sequence[str | Path],
         cache: PreprocessCache,
-        decode: Callable[[str], np.ndarray],
+        decode: Decoder,
         augment: Callable[[np.ndarray], torch.Tensor] | None = None,
         workers: int = 0,
     ) -> None:

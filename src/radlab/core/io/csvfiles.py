@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from radlab.core.errors import RadlabDataError
+from radlab.core.errors import FileErrors, RadlabDataError, unreadable
 
 
 def iter_csv_rows(path: str | Path) -> Iterator[tuple[int, list[str]]]:
@@ -16,12 +16,8 @@ def iter_csv_rows(path: str | Path) -> Iterator[tuple[int, list[str]]]:
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             yield from _rows(path, csv.reader(handle))
-    except FileNotFoundError:
-        raise RadlabDataError(path, "file not found") from None
-    except IsADirectoryError:
-        raise RadlabDataError(path, "is a folder, not a CSV file") from None
-    except PermissionError:
-        raise RadlabDataError(path, "permission denied") from None
+    except FileErrors as error:
+        raise unreadable(path, error, "a CSV file") from None
 
 
 def _rows(path: Path, reader: Any) -> Iterator[tuple[int, list[str]]]:

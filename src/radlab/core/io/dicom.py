@@ -16,7 +16,7 @@ import pydicom.multival
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_rescale, apply_voi_lut
 
-from radlab.core.errors import RadlabDataError
+from radlab.core.errors import FileErrors, RadlabDataError, unreadable
 from radlab.core.io.images import stretch_to_uint8
 
 MAX_PIXELS = 2**28
@@ -175,12 +175,8 @@ def _read(path: Path, stop_before_pixels: bool) -> Dataset:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
-    except FileNotFoundError:
-        raise RadlabDataError(path, "file not found") from None
-    except IsADirectoryError:
-        raise RadlabDataError(path, "is a folder, not a DICOM file") from None
-    except PermissionError:
-        raise RadlabDataError(path, "permission denied") from None
+    except FileErrors as error:
+        raise unreadable(path, error, "a DICOM file") from None
     except pydicom.errors.InvalidDicomError:
         return _read_without_preamble(path, stop_before_pixels)
     except MemoryError:

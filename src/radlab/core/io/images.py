@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps
 
-from radlab.core.errors import RadlabDataError
+from radlab.core.errors import FileErrors, RadlabDataError, unreadable
 
 ColourMode = Literal["L", "RGB"]
 
@@ -36,12 +36,8 @@ def read_image(path: str | Path, mode: ColourMode = "L") -> np.ndarray:
             with Image.open(path) as opened:
                 opened.load()
                 return to_uint8(ImageOps.exif_transpose(opened) or opened, mode)
-    except FileNotFoundError:
-        raise RadlabDataError(path, "file not found") from None
-    except IsADirectoryError:
-        raise RadlabDataError(path, "is a folder, not an image") from None
-    except PermissionError:
-        raise RadlabDataError(path, "permission denied") from None
+    except FileErrors as error:
+        raise unreadable(path, error, "an image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise RadlabDataError(path, f"image too large to decode safely ({exc})") from None
     except Image.UnidentifiedImageError:

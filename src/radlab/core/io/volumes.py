@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radlab.core.errors import RadlabDataError
+from radlab.core.errors import FileErrors, RadlabDataError, unreadable
 
 MAX_VOXELS = 2**31
 
@@ -20,12 +20,8 @@ def read_volume(path: str | Path, ndim: int = 3, max_voxels: int = MAX_VOXELS) -
     path = Path(path)
     try:
         mapped = np.load(path, mmap_mode="r", allow_pickle=False)
-    except FileNotFoundError:
-        raise RadlabDataError(path, "file not found") from None
-    except IsADirectoryError:
-        raise RadlabDataError(path, "is a folder, not a .npy file") from None
-    except PermissionError:
-        raise RadlabDataError(path, "permission denied") from None
+    except FileErrors as error:
+        raise unreadable(path, error, "a .npy file") from None
     except Exception as exc:  # malformed headers raise many types; all are a bad file, never a crash
         raise RadlabDataError(path, f"not a readable .npy array ({exc})") from None
     if not isinstance(mapped, np.ndarray):

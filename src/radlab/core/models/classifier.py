@@ -22,6 +22,7 @@ class ImageClassifier(nn.Module):
 
     pixel_mean: torch.Tensor
     pixel_std: torch.Tensor
+    backbone: Any  # a timm model: forward_features, forward_head, get_classifier, num_features
 
     def __init__(self, backbone: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()

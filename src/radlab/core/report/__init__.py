@@ -7,7 +7,6 @@ from radlab.core.report.document import (
     gallery,
     image_html,
     paragraph,
-    render_document,
     table_html,
 )
 from radlab.core.report.run_sections import (
@@ -34,7 +33,6 @@ __all__ = [
     "missing_cases",
     "paragraph",
     "read_case_table",
-    "render_document",
     "report_run",
     "run_sections",
     "table_html",

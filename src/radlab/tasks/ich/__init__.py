@@ -1,31 +1,29 @@
-"""RSNA Intracranial Hemorrhage Detection: six labels per head CT slice (Kaggle 2019).
-
-This module registers the task (`TASK`, the `radlab.tasks` entry point) and holds its own command
-functions; they import the task's heavy parts when they run.
-"""
+"""RSNA Intracranial Hemorrhage Detection: six labels per head CT slice (Kaggle 2019)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
+from pydantic import Field
 
-from radlab.core.task import Lazy, Objective, PredictOptions, Task
-from radlab.tasks.ich.config import IchConfig
+from radlab.core.config import StrictModel
+from radlab.core.engine import config as base
+from radlab.core.task import PredictOptions, Task
 
 
 def predict(
     input_dir: Annotated[Path, typer.Argument(metavar="INPUT", help="Folder of ID_*.dcm slices.")],
-    output_csv: Annotated[Path, typer.Argument(metavar="OUTPUT_CSV", help="Submission to write.")],
+    output: Path,
     options: PredictOptions,
 ) -> str:
     """`ID,Label` with 6 rows per readable image, probabilities clipped to [1e-5, 1 - 1e-5]."""
     from radlab.tasks.ich.predict import describe, predict_folder
 
-    summary = predict_folder(input_dir, output_csv, options.models, **options.engine_kwargs())
-    return f"{describe(summary)} -> {output_csv}"
+    summary = predict_folder(input_dir, output, options.models, **options.engine_kwargs())
+    return f"{describe(summary)} -> {output}"
 
 
 def evaluate(
@@ -39,40 +37,53 @@ def evaluate(
     print(json.dumps(evaluate_files(truth, submission), indent=2 if as_json else None))
 
 
-def synth(
-    out: Annotated[Path, typer.Argument(help="Folder to write the challenge's files into.")],
-    series: Annotated[int, typer.Option(help="CT series in train + test.", min=5)] = 60,
-    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
-    size: Annotated[int, typer.Option(help="Slice side in pixels (the real slices are 512).", min=32)] = 512,
-) -> None:
-    """Synthetic head CT series as int16 DICOMs with real tags and quirks, and stage_2_train.csv."""
-    from radlab.core.console import info
-    from radlab.tasks.ich.synth import synthesize_ich
-
-    counts = synthesize_ich(out, series=series, seed=seed, size=size)
-    info(f"wrote {out}: train {counts['train']}, test {counts['test']}")
+# The config schema (presets in presets/*.yaml are validated against it).
+class ModelConfig(base.BackboneConfig):
+    backbone: str = "resnext101_32x8d"
 
 
-TASK = Task(
-    name="ich",
-    help="RSNA ICH: six hemorrhage labels per head CT slice (slice CNN + sequence BiLSTM; weighted log loss).",
-    data_help="Folder holding stage_2_train.csv.",
-    train_help="Slice classifier, TTA embeddings, sequence model; prints both validation losses.\n\n"
-    "With --folds K: every fold of a K-fold split (train.folds=K, grouped by patient), one run each. The scaling "
-    "flags apply to the slice classifier; the sequence model trains on one device.",
-    config=IchConfig,
-    package=__name__,
-    objective=Objective("weighted_log_loss", "minimize", "val/weighted_log_loss", key="sequence"),
-    training=Lazy("radlab.tasks.ich.recipe:TRAINING"),
-    load=Lazy("radlab.tasks.ich.predict:load_run"),
-    predict=predict,
-    evaluate=evaluate,
-    synth=synth,
-    stages=("slice", "embed", "sequence"),
-    report=Lazy("radlab.tasks.ich.views:sections"),
-    explain=Lazy("radlab.tasks.ich.views:explain"),
-    export=Lazy("radlab.tasks.ich.predict:EXPORT"),
-    bench=Lazy("radlab.tasks.ich.bench:BENCH"),
-    demo=Lazy("radlab.tasks.ich.synth:DEMO"),
-    position=3,
-)
+class DataConfig(base.LoaderDataConfig):
+    image_size: int = Field(480, ge=32)
+    crop: bool = True
+    pixel_representation_fix: Literal["auto", "always", "never"] = "auto"
+    # The recipe's normalisation of the three windows (on 0..1).
+    mean: tuple[float, float, float] = (0.22363983, 0.18190407, 0.2523437)
+    std: tuple[float, float, float] = (0.32451536, 0.2956294, 0.31335256)
+
+
+class AugmentConfig(StrictModel):
+    hflip: float = Field(0.5, ge=0.0, le=1.0)
+    transpose: float = Field(0.5, ge=0.0, le=1.0)
+    shift_scale_rotate: float = Field(0.3, ge=0.0, le=1.0)
+    shift: float = Field(0.05, ge=0.0)
+    scale: float = Field(0.05, ge=0.0)
+    rotate_deg: float = Field(20.0, ge=0.0)
+
+
+class SliceTrainConfig(base.EngineConfig):
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(2e-5, gt=0)
+    folds: int = Field(5, ge=2)
+    fold: int = Field(0, ge=0)
+
+
+class EmbeddingConfig(StrictModel):
+    tta: tuple[Literal["none", "hflip", "transpose"], ...] = ("none", "hflip", "transpose")
+    batch_size: int = Field(64, ge=1)
+
+
+class SequenceConfig(base.EngineConfig):
+    batch_size: int = Field(4, ge=1)
+    lr: float = Field(1e-5, gt=0)
+    step_gamma: float = Field(0.95, gt=0, le=1)
+    keep_epochs: int = Field(12, ge=1, description="the last N epochs are kept and their predictions averaged")
+
+
+class IchConfig(base.TaskConfig[ModelConfig, DataConfig, SliceTrainConfig, base.PredictLoaderConfig]):
+    task: Literal["ich"] = "ich"
+    augment: AugmentConfig = AugmentConfig()
+    embeddings: EmbeddingConfig = EmbeddingConfig()
+    sequence: SequenceConfig = SequenceConfig()
+
+
+TASK = Task.from_manifest(__name__, IchConfig, predict, evaluate)

@@ -29,7 +29,7 @@ from radlab.core.bench.spec import BenchInputs, BenchSpec
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabError
 from radlab.core.models import save_weights
-from radlab.tasks.ich.config import IchConfig
+from radlab.tasks.ich import IchConfig
 from radlab.tasks.ich.data import SliceInfo, load_windows, read_metadata, sequences
 from radlab.tasks.ich.formats import TEST_IMAGES, TRAIN_IMAGES, read_submission
 from radlab.tasks.ich.model import (
@@ -113,100 +113,89 @@ def bench_prep(images: int = 60, repeats: int = 3, size: int = 480, seed: int = 
     }
 
 
-def _inputs(folder: Path, images: int, seed: int) -> BenchInputs:
-    """Whole synthetic test series (readable slices only) holding at least `images` slices, copied into
-    FOLDER/bench_input/; the payload is that folder and the header table of its slices."""
-    synthesize_ich(folder, series=max(6, images // 4), seed=seed, size=512, test_fraction=0.5, workers=2)
-    infos, _ = read_metadata(sorted((folder / TEST_IMAGES).glob("*.dcm")))
-    chosen = folder / "bench_input"
-    chosen.mkdir()
-    count = 0
-    for group in sequences(infos):
-        if count >= images:
-            break
-        for k in group:
-            try:
-                load_windows(infos[k].path, 32)
-            except RadlabError:  # the synthetic set's deliberately corrupt slice
-                continue
-            shutil.copy(infos[k].path, chosen / infos[k].path.name)
-            count += 1
-    kept, _ = read_metadata(sorted(chosen.glob("*.dcm")))
-    return BenchInputs(folder, len(kept), (chosen, kept))
+class IchBench(BenchSpec):
+    unit = "slice"
+    default_items = 8
+    calibration = 32
 
-
-def _fresh_run(run: RunDir, config: IchConfig, seed: int) -> None:
-    """Seeded fresh networks: the slice classifier and one sequence-model snapshot."""
-    (run.root / "slice").mkdir(parents=True)
-    model = build_slice_model(config, initialise=False)
-    save_weights(run.root / "slice" / "model.safetensors", model.state_dict(), {"task": "ich"})
-    sequence = SequenceModel(embedding_size(model))
-    save_weights(snapshot_path(run.root / "sequence", 1), sequence.state_dict(), {"task": "ich"})
-
-
-def _reference(loaded: LoadedRun, inputs: BenchInputs) -> np.ndarray:
-    """The seeds' loop: series by series, pydicom and float windows per slice, eager fp32, no_grad."""
-    infos: list[SliceInfo] = inputs.payload[1]
-    size, tta = loaded.config.data.image_size, loaded.config.embeddings.tta
-    model = loaded.model.eval().to(memory_format=torch.contiguous_format)
-    probs = np.zeros((len(infos), 6))
-    with torch.no_grad():
+    def inputs(self, folder: Path, images: int, seed: int) -> BenchInputs:
+        """Whole synthetic test series (readable slices only) holding at least `images` slices, copied into
+        FOLDER/bench_input/; the payload is that folder and the header table of its slices."""
+        synthesize_ich(folder, series=max(6, images // 4), seed=seed, size=512, test_fraction=0.5, workers=2)
+        infos, _ = read_metadata(sorted((folder / TEST_IMAGES).glob("*.dcm")))
+        chosen = folder / "bench_input"
+        chosen.mkdir()
+        count = 0
         for group in sequences(infos):
-            pixels = [torch.from_numpy(reference_windows(infos[k].path, size)).permute(2, 0, 1) for k in group]
-            batch = torch.stack(pixels).contiguous()
-            features = sum(slice_embeddings(model, TTA[name](batch)).float() for name in tta) / len(tta)
-            embeddings = np.zeros((len(infos), features.shape[1]), dtype=np.float32)
-            embeddings[group] = features.numpy()
-            probs[group] = sequence_probs(loaded.snapshots, embeddings, [group], batch_size=1)[group]
-    return np.clip(probs, 1e-5, 1 - 1e-5)
+            if count >= images:
+                break
+            for k in group:
+                try:
+                    load_windows(infos[k].path, 32)
+                except RadlabError:  # the synthetic set's deliberately corrupt slice
+                    continue
+                shutil.copy(infos[k].path, chosen / infos[k].path.name)
+                count += 1
+        kept, _ = read_metadata(sorted(chosen.glob("*.dcm")))
+        return BenchInputs(folder, len(kept), (chosen, kept))
+
+    def fresh_run(self, run: RunDir, config: IchConfig, seed: int) -> None:
+        """Seeded fresh networks: the slice classifier and one sequence-model snapshot."""
+        (run.root / "slice").mkdir(parents=True)
+        model = build_slice_model(config, initialise=False)
+        save_weights(run.root / "slice" / "model.safetensors", model.state_dict(), {"task": "ich"})
+        sequence = SequenceModel(embedding_size(model))
+        save_weights(snapshot_path(run.root / "sequence", 1), sequence.state_dict(), {"task": "ich"})
+
+    def reference(self, loaded: LoadedRun, inputs: BenchInputs) -> np.ndarray:
+        """The seeds' loop: series by series, pydicom and float windows per slice, eager fp32, no_grad."""
+        infos: list[SliceInfo] = inputs.payload[1]
+        size, tta = loaded.config.data.image_size, loaded.config.embeddings.tta
+        model = loaded.model.eval().to(memory_format=torch.contiguous_format)
+        probs = np.zeros((len(infos), 6))
+        with torch.no_grad():
+            for group in sequences(infos):
+                pixels = [torch.from_numpy(reference_windows(infos[k].path, size)).permute(2, 0, 1) for k in group]
+                batch = torch.stack(pixels).contiguous()
+                features = torch.stack([slice_embeddings(model, TTA[name](batch)).float() for name in tta]).mean(0)
+                embeddings = np.zeros((len(infos), features.shape[1]), dtype=np.float32)
+                embeddings[group] = features.numpy()
+                probs[group] = sequence_probs(loaded.snapshots, embeddings, [group], batch_size=1)[group]
+        return np.clip(probs, 1e-5, 1 - 1e-5)
+
+    def radlab(self, loaded: LoadedRun, inputs: BenchInputs, scratch: Path, workers: int) -> np.ndarray:
+        """`predict_folder` itself, its run loaded once beforehand (as the reference's is); rows in slice order."""
+        folder, infos = inputs.payload
+        out = scratch / "radlab.csv"
+        predict_folder(folder, out, [scratch / "run"], num_workers=workers, device="cpu", loaded=[loaded])
+        images, probs = read_submission(out)
+        position = {image: k for k, image in enumerate(images)}
+        return probs[[position[info.image] for info in infos]]
+
+    def agreement(self, reference: np.ndarray, radlab: np.ndarray, config: IchConfig) -> dict[str, Any]:
+        return {
+            "max_abs_prob_diff": float(np.abs(reference - radlab).max()),
+            "label_agreement": float(np.mean((reference > 0.5) == (radlab > 0.5))),
+        }
+
+    def flops(self, loaded: LoadedRun, inputs: BenchInputs) -> float:
+        """One slice through the classifier's trunk, once per TTA variant (the sequence model is negligible)."""
+        size = loaded.config.data.image_size
+        single = model_flops(loaded.model, torch.zeros(1, 3, size, size, dtype=torch.uint8))
+        return single * len(loaded.config.embeddings.tta)
+
+    def details(self, config: IchConfig, inputs: BenchInputs) -> dict[str, Any]:
+        infos = inputs.payload[1]
+        return {
+            "items": "slices (6 probabilities each)",
+            "slices": len(infos),
+            "series": len(sequences(infos)),
+            "tta": list(config.embeddings.tta),
+            "backbone": config.model.backbone,
+            "image_size": config.data.image_size,
+        }
+
+    prep = staticmethod(bench_prep)
 
 
-def _radlab(loaded: LoadedRun, inputs: BenchInputs, scratch: Path, workers: int) -> np.ndarray:
-    """`predict_folder` itself, its run loaded once beforehand (as the reference's is); rows in slice order."""
-    folder, infos = inputs.payload
-    out = scratch / "radlab.csv"
-    predict_folder(folder, out, [scratch / "run"], num_workers=workers, device="cpu", loaded=[loaded])
-    images, probs = read_submission(out)
-    position = {image: k for k, image in enumerate(images)}
-    return probs[[position[info.image] for info in infos]]
-
-
-def _agreement(reference: np.ndarray, radlab: np.ndarray, config: IchConfig) -> dict[str, Any]:
-    return {
-        "max_abs_prob_diff": float(np.abs(reference - radlab).max()),
-        "label_agreement": float(np.mean((reference > 0.5) == (radlab > 0.5))),
-    }
-
-
-def _flops(loaded: LoadedRun, inputs: BenchInputs) -> float:
-    """One slice through the classifier's trunk, once per TTA variant (the sequence model is negligible)."""
-    size = loaded.config.data.image_size
-    single = model_flops(loaded.model, torch.zeros(1, 3, size, size, dtype=torch.uint8))
-    return single * len(loaded.config.embeddings.tta)
-
-
-def _details(config: IchConfig, inputs: BenchInputs) -> dict[str, Any]:
-    infos = inputs.payload[1]
-    return {
-        "items": "slices (6 probabilities each)",
-        "slices": len(infos),
-        "series": len(sequences(infos)),
-        "tta": list(config.embeddings.tta),
-        "backbone": config.model.backbone,
-        "image_size": config.data.image_size,
-    }
-
-
-BENCH = BenchSpec(
-    unit="slice",
-    default_items=8,
-    calibration=32,
-    inputs=_inputs,
-    fresh_run=_fresh_run,
-    reference=_reference,
-    radlab=_radlab,
-    agreement=_agreement,
-    flops=_flops,
-    details=_details,
-    prep=bench_prep,
-)
+BENCH = IchBench()

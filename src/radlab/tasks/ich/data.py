@@ -32,7 +32,7 @@ from radlab.core.transforms.windowing import (
     stored_and_rescale,
     windowed_square,
 )
-from radlab.tasks.ich.config import IchConfig
+from radlab.tasks.ich import IchConfig
 from radlab.tasks.ich.formats import TRAIN_CSV, TRAIN_IMAGES, read_labels
 
 
@@ -218,29 +218,6 @@ class WindowedSlice:
 
     def __call__(self, path: str) -> np.ndarray:
         return load_windows(Path(path), self.size, self.crop, self.fix)
-
-
-class IchDataset(SliceDataset):
-    """The labelled training slices: the `(data_root, split, transform)` constructor radlab's task datasets
-    share; `ids` narrows it to a fold, `size` and `crop` choose the preprocessing."""
-
-    def __init__(
-        self,
-        data_root: str | Path,
-        split: str = "train",
-        transform: SliceTransform | None = None,
-        ids: Sequence[str] | None = None,
-        size: int = 480,
-        crop: bool = True,
-    ) -> None:
-        if split != "train":
-            raise ValueError("only the train split carries labels; predict reads test folders directly")
-        root = Path(data_root)
-        images, labels = read_labels(root / TRAIN_CSV)
-        position = {image: i for i, image in enumerate(images)}
-        self.ids = list(ids) if ids is not None else images
-        chosen = labels[[position[i] for i in self.ids]] if self.ids else np.zeros((0, 6))
-        super().__init__([root / TRAIN_IMAGES / f"{i}.dcm" for i in self.ids], size, transform, chosen, crop)
 
 
 def sequence_features(embeddings: np.ndarray) -> np.ndarray:

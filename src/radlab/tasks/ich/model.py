@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from radlab.core.infer import iterate_batches, pick_device
 from radlab.core.io.atomic import atomic_path, atomic_write_text
 from radlab.core.models import ImageClassifier, build_image_classifier, load_weights
-from radlab.tasks.ich.config import IchConfig
+from radlab.tasks.ich import IchConfig
 from radlab.tasks.ich.data import SequenceDataset, SliceDataset, collate_sequences
 
 
@@ -31,9 +31,7 @@ def build_slice_model(config: IchConfig, initialise: bool = True) -> ImageClassi
         6,
         config.data.mean,
         config.data.std,
-        pretrained=config.model.pretrained and initialise,
-        weights_file=config.model.weights_file if initialise else None,
-        trust_pickle=config.model.trust_pickle,
+        **config.model.weights(initialise),
     )
 
 
@@ -144,7 +142,7 @@ def embed_slices(
         for batch in batches:
             index = batch["index"].numpy()
             images = batch["image"].to(target).contiguous(memory_format=torch.channels_last)
-            total_e, total_p = 0.0, 0.0
+            total_e, total_p = torch.zeros(()), torch.zeros(())
             for variant in variants:
                 features = embed(variant(images)).to(target)
                 total_e = total_e + features.float()

@@ -18,13 +18,13 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Unpack
 
 import numpy as np
 import torch
 from torch import nn
 
-from radlab.core.console import warn
+from radlab.core.console import summary_line, warn
 from radlab.core.engine.ensemble import expand_members
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
@@ -32,7 +32,8 @@ from radlab.core.infer import engine_model
 from radlab.core.infer.export import ExportPart, ExportSpec, HeldOut, readable_batches
 from radlab.core.io.dicom import list_dicom_folder
 from radlab.core.models import ImageClassifier, load_weights
-from radlab.tasks.ich.config import IchConfig
+from radlab.core.task import EngineOptions, engine_options
+from radlab.tasks.ich import IchConfig
 from radlab.tasks.ich.data import SliceDataset, TrainingTable, fold_rows, read_metadata, read_training_table, sequences
 from radlab.tasks.ich.evaluate import weighted_log_loss
 from radlab.tasks.ich.formats import TRAIN_CSV, read_submission, write_submission
@@ -91,16 +92,13 @@ def predict_folder(
     output_csv: str | Path,
     run_dirs: Sequence[str | Path],
     *,
-    batch_size: int | None = None,
-    num_workers: int | None = None,
-    strict: bool = False,
-    device: str = "auto",
-    engine: str = "torch",
     loaded: Sequence[LoadedRun] | None = None,
+    **options: Unpack[EngineOptions],
 ) -> PredictionSummary:
     """Write `ID,Label` rows for every readable slice in `input_dir`, averaged over the runs (a `--folds`
     ensemble counts as its folds). `engine` is "torch", or "onnx" / "int8" for the files `radlab export`
     wrote (ONNX Runtime, CPU). `loaded` (load_run of each run) skips loading, for repeated calls."""
+    batch_size, num_workers, strict, device, engine = engine_options(options)
     run_dirs = expand_members(run_dirs)
     paths = list_dicom_folder(input_dir)
     infos, skipped = read_metadata(paths, strict=strict)
@@ -124,7 +122,7 @@ def predict_folder(
         readable &= embedded.readable
         groups = [[k for k in group if embedded.readable[k]] for group in sequences(infos)]
         total += np.nan_to_num(sequence_probs(snapshots, embedded.embeddings, [g for g in groups if g]))
-    for k in np.flatnonzero(~readable):
+    for k in np.flatnonzero(~readable).tolist():
         warn(f"{infos[k].path}: unreadable pixel data; left out of the submission")
     kept = np.flatnonzero(readable)
     members = len(loaded) if loaded is not None else len(run_dirs)
@@ -133,8 +131,9 @@ def predict_folder(
 
 
 def describe(summary: PredictionSummary) -> str:
-    text = f"{summary.images} images in {summary.series} series (6 rows each)"
-    return text + (f"; {summary.skipped} files left out" if summary.skipped else "")
+    """One human line about a finished prediction."""
+    head = f"{summary.images} images in {summary.series} series (6 rows each)"
+    return summary_line(head, (summary.skipped, "files left out"))
 
 
 @functools.lru_cache(maxsize=1)

@@ -11,6 +11,7 @@ model (the average of its kept epochs).
 from __future__ import annotations
 
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch.utils.data import DataLoader
 
 from radlab.core.console import info
@@ -29,7 +31,7 @@ from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabError
 from radlab.core.models import load_weights, save_weights
 from radlab.core.report.cases import CASES_FILE, write_case_table
-from radlab.tasks.ich.config import IchConfig
+from radlab.tasks.ich import IchConfig
 from radlab.tasks.ich.data import (
     SequenceDataset,
     SliceDataset,
@@ -92,7 +94,7 @@ class SliceRecipe(Recipe[IchConfig]):
             self.latest = scores(found["labels"], found["probs"])
             self.log("val/weighted_log_loss", self.latest["weighted_log_loss"], sync_dist=True)  # equal on every rank
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:  # a bare optimiser: no schedule, as the recipe
         return torch.optim.Adam(self.parameters(), lr=self.config.train.lr)
 
     def export(self, run: RunDir, epoch: int) -> None:
@@ -131,7 +133,7 @@ class SequenceRecipe(Recipe[IchConfig]):
                 {"task": "ich", "stage": "sequence", "epoch": str(self.current_epoch + 1)},
             )
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         sequence = self.config.sequence
         optimizer = torch.optim.Adam(self.parameters(), lr=sequence.lr)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=sequence.step_gamma)
@@ -196,10 +198,10 @@ def _fit_slices(
         fix, cache_dir = data.pixel_representation_fix, data.cache_dir
         return SliceDataset(paths, data.image_size, transform, table.labels[rows], data.crop, fix, cache_dir=cache_dir)
 
-    loading = {"batch_size": config.train.batch_size, "num_workers": data.num_workers}
+    loader = partial(epoch_loader, batch_size=config.train.batch_size, num_workers=data.num_workers, collate_fn=None)
     augment = SliceTransform(True, config.augment, config.train.seed)
-    train_loader = epoch_loader(dataset(train_rows, augment), shuffle=True, **loading)
-    valid_loader = epoch_loader(dataset(valid_rows, SliceTransform()), shuffle=False, **loading)
+    train_loader = loader(dataset(train_rows, augment), shuffle=True)
+    valid_loader = loader(dataset(valid_rows, SliceTransform()), shuffle=False)
     return fit_recipe(SliceRecipe(config), sub, config.train, train_loader, valid_loader, checkpoint)
 
 

@@ -15,11 +15,8 @@ predicted and scored against that truth.
 
 from __future__ import annotations
 
-import csv
 import logging
-import os
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
 from radlab.core.demo import DemoSpec, Evaluation
 from radlab.core.io.atomic import atomic_path
+from radlab.core.io.synthetic import held_out_count, write_csv_rows, write_each
 from radlab.tasks.ich.formats import HEADER, SUBTYPES, TEST_IMAGES, TRAIN_CSV, TRAIN_IMAGES, read_submission
 
 TEST_TRUTH = "synthetic_test_labels.csv"
@@ -62,11 +60,8 @@ def synthesize_ich(
     workers: int | None = None,
 ) -> dict[str, dict[str, int]]:
     """Write the set into `out`; `size` is the slice side (the real slices are mostly 512)."""
-    if series < 5:
-        raise ValueError("need at least 5 series")
-    out = Path(out)
-    rng = np.random.default_rng(seed)
-    n_test = max(1, round(series * test_fraction))
+    n_test = held_out_count(series, test_fraction, least=5, held_out_least=1, what="series")
+    out, rng = Path(out), np.random.default_rng(seed)
     plan = []
     for index in range(series):
         count = int(rng.integers(10, 21))
@@ -85,29 +80,21 @@ def synthesize_ich(
                 item.bleeds.append((int(subtype), first, first + length - 1))
         item.images = [f"ID_{_hex(rng, 9)}" for _ in range(count)]
         plan.append(item)
-    seeds = np.random.SeedSequence(seed).spawn(len(plan))
-    workers = workers or min(4, os.cpu_count() or 1)
-    args = ([out] * len(plan), plan, seeds, [size] * len(plan))
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(_write_series, *args, chunksize=2))
-    else:
-        for a in zip(*args, strict=True):
-            _write_series(*a)
+    write_each(_write_series, out, plan, seed, workers, size, chunksize=2)
     train = [s for s in plan if s.split == "train"]
     corrupt = train[0].images[len(train[0].images) // 2]
     _truncate(out / TRAIN_IMAGES / f"{corrupt}.dcm")
     summary = {}
     for split, name in (("train", TRAIN_CSV), ("test", TEST_TRUTH)):
         chosen = [s for s in plan if s.split == split]
-        rows: list[list[object]] = [HEADER]
+        rows: list[list[object]] = [list(HEADER)]
         for item in chosen:
             labels = _slice_labels(item)
             for image, row in zip(item.images, labels, strict=True):
                 rows += [[f"{image}_{subtype}", int(v)] for subtype, v in zip(SUBTYPES, row, strict=True)]
         if split == "train":
             rows += rows[1:7] + rows[61:67]  # two images listed twice, as in the real file
-        _write_csv(out / name, rows)
+        write_csv_rows(out / name, rows)
         summary[split] = {
             "series": len(chosen),
             "images": sum(s.slices for s in chosen),
@@ -201,7 +188,7 @@ def _write_dicom(path: Path, hu: np.ndarray, item: _Series, k: int) -> None:
 def _build_and_save(path: Path, hu: np.ndarray, item: _Series, k: int) -> None:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = path.stem
+    meta.MediaStorageSOPInstanceUID = pydicom.uid.UID(path.stem)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = pydicom.Dataset()
     ds.file_meta = meta
@@ -239,51 +226,43 @@ def _truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) - len(data) // 3])
 
 
-def _write_csv(path: Path, rows: list[list[object]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle, lineterminator="\n").writerows(rows)
+class IchDemo(DemoSpec):
+    what = "60 CT series"
+    output_name = "submission.csv"
+    reference = "2nd-place single model 0.046 (private LB)"
+
+    def synth(self, data: Path, seed: int, series: int = 60, size: int = 128, **options: Any) -> str:
+        counts = synthesize_ich(data, series=series, seed=seed, size=size, **options)
+        return f"train {counts['train']}, test {counts['test']}"
+
+    def predict_args(self, data: Path, run: Path, output: Path) -> list[str]:
+        return [str(data / TEST_IMAGES), str(output)]
+
+    def inputs(self, data: Path) -> list[Path]:
+        return sorted((data / TEST_IMAGES).glob("*.dcm"))
+
+    def evaluate(self, data: Path, output: Path, metrics: dict[str, Any]) -> Evaluation:
+        """The submission scored against the synthetic test truth, beside both stages' validation losses."""
+        from rich.table import Table
+
+        from radlab.tasks.ich.evaluate import evaluate_files
+
+        test = evaluate_files(data / TEST_TRUTH, output)
+        table = Table(title="RSNA ICH, weighted log loss (lower is better)")
+        for column in ("", "slice CNN (validation)", "sequence model (validation)", "submission (test)"):
+            table.add_column(column, justify="left" if not column else "right")
+        for key in ("weighted_log_loss", *(f"{s}_log_loss" for s in SUBTYPES)):
+            values = (metrics.get("slice_cnn", {}).get(key), metrics.get("sequence", {}).get(key), test[key])
+            table.add_row(key.removesuffix("_log_loss"), *("n/a" if v is None else f"{v:.4f}" for v in values))
+        return Evaluation(test, table, {"validation": metrics, "test": test})
+
+    def scores(self, output: Path) -> np.ndarray:
+        """The submission's probabilities, images in name order."""
+        images, probs = read_submission(output)
+        return probs[np.argsort(images)]
+
+    def explain_input(self, data: Path) -> Path:
+        return self.inputs(data)[0]
 
 
-def _demo_synth(data: Path, seed: int, series: int = 60, size: int = 128, workers: int | None = None) -> str:
-    counts = synthesize_ich(data, series=series, seed=seed, size=size, workers=workers)
-    return f"train {counts['train']}, test {counts['test']}"
-
-
-def _demo_inputs(data: Path) -> list[Path]:
-    return sorted((data / TEST_IMAGES).glob("*.dcm"))
-
-
-def _demo_evaluate(data: Path, output: Path, metrics: dict[str, Any]) -> Evaluation:
-    """The submission scored against the synthetic test truth, beside both stages' validation losses."""
-    from rich.table import Table
-
-    from radlab.tasks.ich.evaluate import evaluate_files
-
-    test = evaluate_files(data / TEST_TRUTH, output)
-    table = Table(title="RSNA ICH, weighted log loss (lower is better)")
-    for column in ("", "slice CNN (validation)", "sequence model (validation)", "submission (test)"):
-        table.add_column(column, justify="left" if not column else "right")
-    for key in ("weighted_log_loss", *(f"{s}_log_loss" for s in SUBTYPES)):
-        values = (metrics.get("slice_cnn", {}).get(key), metrics.get("sequence", {}).get(key), test[key])
-        table.add_row(key.removesuffix("_log_loss"), *("n/a" if v is None else f"{v:.4f}" for v in values))
-    return Evaluation(test, table, {"validation": metrics, "test": test})
-
-
-def _demo_scores(output: Path) -> np.ndarray:
-    """The submission's probabilities, images in name order."""
-    images, probs = read_submission(output)
-    return probs[np.argsort(images)]
-
-
-DEMO = DemoSpec(
-    what="60 CT series",
-    synth=_demo_synth,
-    predict_args=lambda data, run, output: [str(data / TEST_IMAGES), str(output)],
-    inputs=_demo_inputs,
-    evaluate=_demo_evaluate,
-    scores=_demo_scores,
-    explain_input=lambda data: _demo_inputs(data)[0],
-    output_name="submission.csv",
-    reference="2nd-place single model 0.046 (private LB)",
-)
+DEMO = IchDemo()

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from radlab.core import report
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
 from radlab.core.explain import Explanation, class_activation_maps, explain_each, overlay_heatmap
@@ -21,15 +22,6 @@ from radlab.core.io.dicom import read_dicom
 from radlab.core.io.inputs import input_files
 from radlab.core.metrics import roc_auc
 from radlab.core.models import ImageClassifier, load_weights
-from radlab.core.report import (
-    CaseTable,
-    Section,
-    case_gallery,
-    classifier_sections,
-    missing_cases,
-    paragraph,
-    table_html,
-)
 from radlab.core.transforms.windowing import (
     ICH_WINDOWS,
     resize_square,
@@ -38,12 +30,12 @@ from radlab.core.transforms.windowing import (
     window_stack,
     windowed_square,
 )
-from radlab.tasks.ich.config import IchConfig
+from radlab.tasks.ich import IchConfig
 from radlab.tasks.ich.formats import SUBTYPES
 from radlab.tasks.ich.model import build_slice_model
 
 
-def sections(run: RunDir, metrics: dict[str, Any], cases: CaseTable | None) -> list[Section]:
+def sections(run: RunDir, metrics: dict[str, Any], cases: report.CaseTable | None) -> list[report.Section]:
     """Per-subtype table (slice CNN against sequence model), ROC / PR, confusion, most confident calls."""
     rows = []
     for k, name in enumerate(("weighted", *SUBTYPES)):
@@ -51,10 +43,10 @@ def sections(run: RunDir, metrics: dict[str, Any], cases: CaseTable | None) -> l
         auroc = roc_auc(cases.truth[:, k - 1], cases.probs[:, k - 1]) if cases is not None and k else None
         rows.append([name, metrics.get("slice_cnn", {}).get(key), metrics.get("sequence", {}).get(key), auroc])
     found = [
-        Section(
+        report.Section(
             "Log loss per subtype (validation)",
-            table_html(["subtype", "slice CNN log loss", "sequence model log loss", "sequence AUROC"], rows)
-            + paragraph(
+            report.table_html(["subtype", "slice CNN log loss", "sequence model log loss", "sequence AUROC"], rows)
+            + report.paragraph(
                 f"{metrics.get('validation_images', '?')} validation images; the sequence model averages "
                 f"{metrics.get('sequence_epochs_averaged', '?')} epoch snapshots. Weighted: any counts twice. "
                 "2nd-place single model: 0.046 (private leaderboard)."
@@ -67,12 +59,12 @@ def sections(run: RunDir, metrics: dict[str, Any], cases: CaseTable | None) -> l
         for image in metrics.get("unreadable_validation_images") or []
     ]
     if skipped:
-        found.append(Section("Files left out", table_html(["file", "reason"], skipped)))
+        found.append(report.Section("Files left out", report.table_html(["file", "reason"], skipped)))
     if cases is None:
-        return [*found, missing_cases(run)]
-    found += classifier_sections(cases, 0.5)
+        return [*found, report.missing_cases(run)]
+    found += report.classifier_sections(cases, 0.5)
     explainer = IchExplainer(run.root)
-    found.append(case_gallery(cases, "any", 0.5, lambda row: explainer.explain_slice(cases.inputs[row])))
+    found.append(report.case_gallery(cases, "any", 0.5, lambda row: explainer.explain_slice(cases.inputs[row])))
     return found
 
 

@@ -1,44 +1,48 @@
-"""MRNet: knee MRI, three planes x three labels (abnormal, ACL tear, meniscal tear) (Bien et al. 2018).
-
-This module registers the task (`TASK`, the `radlab.tasks` entry point) and holds its own command
-functions; they import the task's heavy parts when they run.
-"""
+"""MRNet: knee MRI, three planes x three labels (abnormal, ACL tear, meniscal tear) (Bien et al. 2018)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
+from pydantic import Field, field_validator
 
-from radlab.core.task import Codalab, Lazy, Objective, PredictOptions, Task, TrainOption
-from radlab.tasks.mrnet.config import MRNetConfig
+from radlab.core.commands import AllowOutsideRootOption, DataRootOption
+from radlab.core.config import StrictModel
+from radlab.core.engine import config as base
+from radlab.core.task import PredictOptions, Task
+
+# Here rather than in formats.py, which imports numpy: the command line imports this module.
+PLANES = ("axial", "coronal", "sagittal")
+TASKS = ("abnormal", "acl", "meniscus")
+
+# Per-series standardisation of the MRNet baseline code: min-max to 0..255, then (x - 58.09) / 49.73.
+SERIES_MEAN, SERIES_STD = 58.09, 49.73
 
 
 def predict(
     input_csv: Annotated[Path, typer.Argument(metavar="INPUT", help="Headerless CSV, three .npy paths per exam.")],
-    output_csv: Annotated[Path, typer.Argument(metavar="OUTPUT_CSV", help="Submission to write.")],
+    output: Path,
     options: PredictOptions,
-    data_root: Annotated[Path, typer.Option("--data-root", help="Folder the CSV paths are relative to.")] = Path("."),
+    data_root: DataRootOption = Path("."),
     tta: Annotated[bool | None, typer.Option("--tta/--no-tta", help="Average with the mirrored series.")] = None,
-    allow_outside_root: Annotated[
-        bool, typer.Option("--allow-outside-root", help="Accept absolute or `..` paths in the CSV.")
-    ] = False,
+    allow_outside_root: AllowOutsideRootOption = False,
 ) -> str:
     """One `p_abnormal,p_acl,p_meniscus` row per exam, in input order, no header."""
     from radlab.tasks.mrnet.predict import describe, predict_csv
 
     summary = predict_csv(
         input_csv,
-        output_csv,
+        output,
         options.models,
         data_root,
         tta_hflip=tta,
         allow_outside_root=allow_outside_root,
         **options.engine_kwargs(),
     )
-    return f"{describe(summary)} -> {output_csv}"
+    return f"{describe(summary)} -> {output}"
 
 
 def evaluate(
@@ -51,52 +55,78 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Add per-label sensitivity and specificity at 0.5.")] = False,
 ) -> None:
     """AUROC per label and their mean, as JSON (`Abnormal_AUROC`, `ACL_AUROC`, `Meniscus_AUROC`, `Average_AUROC`)."""
-    from radlab.tasks.mrnet.evaluate import evaluate_files
+    from radlab.tasks.mrnet.formats import evaluate_files
 
     scores, details = evaluate_files(truth, predictions_csv, data_root, paths)
     print(json.dumps({**scores, "details": details} if as_json else scores))
 
 
-def synth(
-    out: Annotated[Path, typer.Argument(help="Folder to write MRNet-v1.0/ into.")],
-    exams: Annotated[int, typer.Option(help="Exams in train + valid.", min=8)] = 200,
-    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
-) -> None:
-    """Synthetic MRNet-v1.0: official layout and CSVs, uint8 volumes, learnable findings per plane."""
-    from radlab.core.console import info
-    from radlab.tasks.mrnet.synth import synthesize_mrnet
-
-    counts = synthesize_mrnet(out, exams=exams, seed=seed)
-    info(f"wrote {out / 'MRNet-v1.0'}: train {counts['train']}, valid {counts['valid']}")
+# The config schema (presets in presets/*.yaml are validated against it).
+class ModelConfig(base.BackboneConfig):
+    backbone: str = "alexnet"
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    layout: Literal["per_task", "per_plane"] = "per_task"
 
 
-TASK = Task(
-    name="mrnet",
-    help="MRNet: knee MRI, 3 planes x 3 labels (abnormal, ACL, meniscus); AUROC.",
-    data_help="Folder holding MRNet-v1.0/ (or MRNet-v1.0).",
-    train_help="Train every (plane, task) network, then the logistic fusion per task; keeps the best validation "
-    "loss.\n\nWith --folds K: K runs, each validated on one fold of the train split (stratified on abnormal).",
-    config=MRNetConfig,
-    package=__name__,
-    objective=Objective("Average_AUROC", "maximize", "val/auroc"),
-    training=Lazy("radlab.tasks.mrnet.recipe:TRAINING"),
-    load=Lazy("radlab.tasks.mrnet.predict:load_run"),
-    predict=predict,
-    evaluate=evaluate,
-    synth=synth,
-    train_options=(
-        TrainOption("planes", "train.planes", "Comma-separated subset of axial,coronal,sagittal."),
-        TrainOption("tasks", "train.tasks", "Comma-separated subset of abnormal,acl,meniscus."),
-    ),
-    report=Lazy("radlab.tasks.mrnet.views:sections"),
-    explain=Lazy("radlab.tasks.mrnet.views:explain"),
-    export=Lazy("radlab.tasks.mrnet.predict:EXPORT"),
-    bench=Lazy("radlab.tasks.mrnet.bench:BENCH"),
-    codalab=Codalab(
-        files=("config.yaml", "fusion.json", "units/*/model.safetensors"),
-        usage="PATHS_CSV PREDICTIONS_CSV",
-        predict=Lazy("radlab.tasks.mrnet.predict:codalab_predict"),
-    ),
-    demo=Lazy("radlab.tasks.mrnet.synth:DEMO"),
-    position=1,
-)
+class DataConfig(StrictModel):
+    image_size: int = Field(256, ge=16)
+    num_workers: int = Field(2, ge=0)
+
+
+class AugmentConfig(StrictModel):
+    rotate_deg: float = Field(25.0, ge=0.0, le=180.0)
+    shift_px: float = Field(25.0, ge=0.0)
+    hflip: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class OptimConfig(base.PlateauOptimConfig):
+    lr: float = Field(1e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    plateau_factor: float = Field(0.3, gt=0, lt=1)
+
+
+class TrainConfig(base.EngineConfig):
+    batch_size: int = Field(4, ge=1, description="exams per step; their slices are packed into one pass")
+    planes: tuple[str, ...] = PLANES
+    tasks: tuple[str, ...] = TASKS
+    class_weighting: bool = True
+    # None: train on the train split, validate on the valid split (the paper). k: fold `fold` of a k-fold split
+    # of the train split (stratified on abnormal) validates; `--folds k` runs them all.
+    folds: int | None = Field(None, ge=2)
+    fold: int = Field(0, ge=0)
+
+    @field_validator("planes")
+    @classmethod
+    def _known_planes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = set(value) - set(PLANES)
+        if unknown or not value:
+            raise ValueError(f"planes must be a non-empty subset of {PLANES}, got {value}")
+        return tuple(p for p in PLANES if p in value)
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = set(value) - set(TASKS)
+        if unknown or not value:
+            raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {value}")
+        return tuple(t for t in TASKS if t in value)
+
+
+class FusionConfig(StrictModel):
+    source: Literal["train", "oof"] = "train"
+    folds: int = Field(5, ge=2)
+
+
+class PredictConfig(base.PredictLoaderConfig):
+    batch_size: int = Field(4, ge=1)
+    tta_hflip: bool = False
+
+
+class MRNetConfig(base.TaskConfig[ModelConfig, DataConfig, TrainConfig, PredictConfig]):
+    task: Literal["mrnet"] = "mrnet"
+    augment: AugmentConfig = AugmentConfig()
+    optim: OptimConfig = OptimConfig()
+    fusion: FusionConfig = FusionConfig()
+
+
+TASK = Task.from_manifest(__name__, MRNetConfig, predict, evaluate)

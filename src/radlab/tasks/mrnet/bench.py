@@ -22,68 +22,11 @@ from radlab.core.engine.run_dir import RunDir
 from radlab.core.io.volumes import read_volume
 from radlab.core.models import save_weights
 from radlab.core.transforms import VolumeTransform
-from radlab.tasks.mrnet.config import MRNetConfig
+from radlab.tasks.mrnet import MRNetConfig
 from radlab.tasks.mrnet.formats import PLANES, TASKS, read_split_labels, volume_path, write_paths_csv
 from radlab.tasks.mrnet.model import apply_fusion, build_unit_model, fit_fusion, unit_run, units_for
 from radlab.tasks.mrnet.predict import LoadedRun, predict_csv
 from radlab.tasks.mrnet.synth import synthesize_mrnet
-
-
-def _inputs(folder: Path, exams: int, seed: int) -> BenchInputs:
-    """Synthetic valid-split exams: the data root, and as payload (three-paths-per-exam CSV, {plane: paths})."""
-    synthesize_mrnet(folder, exams=max(8, 2 * exams), seed=seed, valid_fraction=0.5, workers=2)
-    ids = read_split_labels(folder, "valid")[0][:exams]
-    paths = {plane: [volume_path(folder, "valid", plane, i) for i in ids] for plane in PLANES}
-    csv = folder / "bench_paths.csv"
-    write_paths_csv(folder, "valid", csv, ids=ids)
-    return BenchInputs(folder, len(ids), (csv, paths))
-
-
-def _fresh_run(run: RunDir, config: MRNetConfig, seed: int) -> None:
-    """Seeded fresh networks with a fusion fitted on random logits."""
-    units = units_for(config)
-    for unit in units:
-        sub = unit_run(run, unit)
-        sub.root.mkdir(parents=True)
-        save_weights(sub.weights, build_unit_model(config, unit, initialise=False).state_dict(), {"task": "mrnet"})
-    rng = np.random.default_rng(seed)
-    logits = {(task, unit.plane): rng.normal(size=40) for unit in units for task in unit.tasks}
-    labels = np.tile([[0, 0, 0], [1, 1, 1]], (20, 1))
-    run.write_json("fusion.json", fit_fusion(logits, labels, config.train.tasks, config.train.planes, "train"))
-
-
-def _reference(loaded: LoadedRun, inputs: BenchInputs) -> np.ndarray:
-    """The baseline's loop: per exam, per network, read the series, one eager fp32 pass over its slices."""
-    paths = inputs.payload[1]
-    transform = VolumeTransform(loaded.config.data.image_size)
-    n = inputs.items
-    logits = {(task, unit.plane): np.empty(n) for unit in loaded.units for task in unit.tasks}
-    with torch.no_grad():
-        for k in range(n):
-            for unit, model in loaded.units.items():
-                model = model.eval().to(memory_format=torch.contiguous_format)
-                slices = transform(read_volume(paths[unit.plane][k])).float().contiguous()
-                out = model(slices, torch.tensor([len(slices)])).float()[0]
-                for t, task in enumerate(unit.tasks):
-                    logits[(task, unit.plane)][k] = out[t].item()
-    return apply_fusion(loaded.fusion, logits, n)[0]
-
-
-def _radlab(loaded: LoadedRun, inputs: BenchInputs, scratch: Path, workers: int) -> np.ndarray:
-    """`predict_csv` itself, with its networks loaded once beforehand (as the reference's are)."""
-    out = scratch / "radlab.csv"
-    predict_csv(inputs.payload[0], out, loaded.root, inputs.data_root, num_workers=workers, device="cpu", loaded=loaded)
-    return np.loadtxt(out, delimiter=",", ndmin=2)
-
-
-def _agreement(reference: np.ndarray, radlab: np.ndarray, config: MRNetConfig) -> dict[str, Any]:
-    """On the labels the run has networks for (the others hold the prevalence on both sides)."""
-    columns = [TASKS.index(task) for task in config.train.tasks]
-    ref, rad = reference[:, columns], radlab[:, columns]
-    return {
-        "max_abs_prob_diff": float(np.abs(ref - rad).max()),
-        "label_agreement": float(np.mean((ref > 0.5) == (rad > 0.5))),
-    }
 
 
 class _OneExam(torch.nn.Module):
@@ -97,35 +40,82 @@ class _OneExam(torch.nn.Module):
         return self.model(slices, torch.tensor([len(slices)]))
 
 
-def _flops(loaded: LoadedRun, inputs: BenchInputs) -> float:
-    """The first exam's series through every network: FLOPs per exam."""
-    paths = inputs.payload[1]
-    transform = VolumeTransform(loaded.config.data.image_size)
-    return sum(
-        model_flops(_OneExam(model), transform(read_volume(paths[unit.plane][0])).float())
-        for unit, model in loaded.units.items()
-    )
+class MRNetBench(BenchSpec):
+    unit = "exam"
+    default_items = 8
+    calibration = 32
+
+    def inputs(self, folder: Path, exams: int, seed: int) -> BenchInputs:
+        """Synthetic valid-split exams: the data root, and as payload (three-paths-per-exam CSV, {plane: paths})."""
+        synthesize_mrnet(folder, exams=max(8, 2 * exams), seed=seed, valid_fraction=0.5, workers=2)
+        ids = read_split_labels(folder, "valid")[0][:exams]
+        paths = {plane: [volume_path(folder, "valid", plane, i) for i in ids] for plane in PLANES}
+        csv = folder / "bench_paths.csv"
+        write_paths_csv(folder, "valid", csv, ids=ids)
+        return BenchInputs(folder, len(ids), (csv, paths))
+
+    def fresh_run(self, run: RunDir, config: MRNetConfig, seed: int) -> None:
+        """Seeded fresh networks with a fusion fitted on random logits."""
+        units = units_for(config)
+        for unit in units:
+            sub = unit_run(run, unit)
+            sub.root.mkdir(parents=True)
+            save_weights(sub.weights, build_unit_model(config, unit, initialise=False).state_dict(), {"task": "mrnet"})
+        rng = np.random.default_rng(seed)
+        logits = {(task, unit.plane): rng.normal(size=40) for unit in units for task in unit.tasks}
+        labels = np.tile([[0, 0, 0], [1, 1, 1]], (20, 1))
+        run.write_json("fusion.json", fit_fusion(logits, labels, config.train.tasks, config.train.planes, "train"))
+
+    def reference(self, loaded: LoadedRun, inputs: BenchInputs) -> np.ndarray:
+        """The baseline's loop: per exam, per network, read the series, one eager fp32 pass over its slices."""
+        paths = inputs.payload[1]
+        transform = VolumeTransform(loaded.config.data.image_size)
+        n = inputs.items
+        logits = {(task, unit.plane): np.empty(n) for unit in loaded.units for task in unit.tasks}
+        with torch.no_grad():
+            for k in range(n):
+                for unit, model in loaded.units.items():
+                    model = model.eval().to(memory_format=torch.contiguous_format)
+                    slices = transform(read_volume(paths[unit.plane][k])).float().contiguous()
+                    out = model(slices, torch.tensor([len(slices)])).float()[0]
+                    for t, task in enumerate(unit.tasks):
+                        logits[(task, unit.plane)][k] = out[t].item()
+        return apply_fusion(loaded.fusion, logits, n)[0]
+
+    def radlab(self, loaded: LoadedRun, inputs: BenchInputs, scratch: Path, workers: int) -> np.ndarray:
+        """`predict_csv` itself, with its networks loaded once beforehand (as the reference's are)."""
+        out = scratch / "radlab.csv"
+        predict_csv(
+            inputs.payload[0], out, loaded.root, inputs.data_root, num_workers=workers, device="cpu", loaded=loaded
+        )
+        return np.loadtxt(out, delimiter=",", ndmin=2)
+
+    def agreement(self, reference: np.ndarray, radlab: np.ndarray, config: MRNetConfig) -> dict[str, Any]:
+        """On the labels the run has networks for (the others hold the prevalence on both sides)."""
+        columns = [TASKS.index(task) for task in config.train.tasks]
+        ref, rad = reference[:, columns], radlab[:, columns]
+        return {
+            "max_abs_prob_diff": float(np.abs(ref - rad).max()),
+            "label_agreement": float(np.mean((ref > 0.5) == (rad > 0.5))),
+        }
+
+    def flops(self, loaded: LoadedRun, inputs: BenchInputs) -> float:
+        """The first exam's series through every network: FLOPs per exam."""
+        paths = inputs.payload[1]
+        transform = VolumeTransform(loaded.config.data.image_size)
+        return sum(
+            model_flops(_OneExam(model), transform(read_volume(paths[unit.plane][0])).float())
+            for unit, model in loaded.units.items()
+        )
+
+    def details(self, config: MRNetConfig, inputs: BenchInputs) -> dict[str, Any]:
+        return {
+            "items": "exams (3 series each)",
+            "exams": inputs.items,
+            "networks": len(units_for(config)),
+            "backbone": config.model.backbone,
+            "image_size": config.data.image_size,
+        }
 
 
-def _details(config: MRNetConfig, inputs: BenchInputs) -> dict[str, Any]:
-    return {
-        "items": "exams (3 series each)",
-        "exams": inputs.items,
-        "networks": len(units_for(config)),
-        "backbone": config.model.backbone,
-        "image_size": config.data.image_size,
-    }
-
-
-BENCH = BenchSpec(
-    unit="exam",
-    default_items=8,
-    calibration=32,
-    inputs=_inputs,
-    fresh_run=_fresh_run,
-    reference=_reference,
-    radlab=_radlab,
-    agreement=_agreement,
-    flops=_flops,
-    details=_details,
-)
+BENCH = MRNetBench()

@@ -78,7 +78,9 @@ class MRNetDataset(SeriesDataset):
             labels = labels[[position[i] for i in ids]]
             all_ids = list(ids)
         self.ids = all_ids
-        paths = {plane: [volume_path(root, split, plane, i) for i in all_ids] for plane in planes}
+        paths: dict[str, Sequence[Path | None]] = {
+            plane: [volume_path(root, split, plane, i) for i in all_ids] for plane in planes
+        }
         super().__init__(paths, transform or VolumeTransform(256), labels)
 
 

@@ -28,7 +28,7 @@ from radlab.core.errors import RadlabDataError
 from radlab.core.infer import engine_model
 from radlab.core.models import create_feature_extractor, load_weights
 from radlab.core.models.pooling import segment_max
-from radlab.tasks.mrnet.config import PLANES, SERIES_MEAN, SERIES_STD, TASKS, MRNetConfig
+from radlab.tasks.mrnet import PLANES, SERIES_MEAN, SERIES_STD, TASKS, MRNetConfig
 
 Logits = Mapping[tuple[str, str], np.ndarray]
 """(n,) logits per (task, plane); NaN where an exam's plane is missing or unreadable."""
@@ -58,7 +58,7 @@ def units_for(config: MRNetConfig) -> list[Unit]:
 class SeriesClassifier(nn.Module):
     """Packed slices (N, 1, H, W) in 0..255 with per-exam slice counts (B,) -> logits (B, outputs)."""
 
-    def __init__(self, features: nn.Module, outputs: int, dropout: float) -> None:
+    def __init__(self, features: Any, outputs: int, dropout: float) -> None:
         super().__init__()
         self.features = features
         self.dropout = nn.Dropout(dropout)
@@ -104,9 +104,7 @@ def build_unit_model(config: MRNetConfig, unit: Unit, initialise: bool = True) -
     """The network of a unit; `initialise` loads the configured pretrained weights (training only)."""
     features = create_feature_extractor(
         config.model.backbone,
-        pretrained=config.model.pretrained and initialise,
-        weights_file=config.model.weights_file if initialise else None,
-        trust_pickle=config.model.trust_pickle,
+        **config.model.weights(initialise),
     )
     return SeriesClassifier(features, len(unit.tasks), config.model.dropout)
 

@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import torch
 from torch import nn
 
-from radlab.core.console import warn
+from radlab.core.console import summary_line, warn
 from radlab.core.engine.ensemble import expand_members
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
@@ -29,13 +29,14 @@ from radlab.core.infer import iterate_batches, pick_device
 from radlab.core.infer.export import ExportPart, ExportSpec, HeldOut
 from radlab.core.io import resolve_under
 from radlab.core.io.volumes import read_volume
+from radlab.core.task import EngineOptions, engine_options
 from radlab.core.transforms import VolumeTransform
-from radlab.tasks.mrnet.config import MRNetConfig
+from radlab.tasks.mrnet import MRNetConfig
 from radlab.tasks.mrnet.data import SeriesDataset, collate_exams
-from radlab.tasks.mrnet.evaluate import official_scores
 from radlab.tasks.mrnet.formats import (
     TASKS,
     Exam,
+    official_scores,
     read_exam_paths,
     read_predictions,
     read_split_labels,
@@ -55,7 +56,7 @@ class LoadedRun:
 
     root: Path
     config: MRNetConfig
-    units: dict[Unit, nn.Module]
+    units: dict[Unit, Any]  # a SeriesClassifier, or one whose slices go through ONNX Runtime
     fusion: dict[str, Any]
 
 
@@ -82,19 +83,16 @@ def predict_csv(
     run_dirs: str | Path | Sequence[str | Path],
     data_root: str | Path = ".",
     *,
-    batch_size: int | None = None,
-    num_workers: int | None = None,
     tta_hflip: bool | None = None,
-    strict: bool = False,
-    device: str = "auto",
     allow_outside_root: bool = False,
-    engine: str = "torch",
     loaded: LoadedRun | None = None,
+    **options: Unpack[EngineOptions],
 ) -> PredictionSummary:
     """Predict every exam of `input_csv` with the run(s) in `run_dirs` and write the submission; several
     runs, or a `--folds` ensemble, average their fused probabilities. `engine` is "torch", or "onnx" /
     "int8" for the files `radlab export` wrote (ONNX Runtime, CPU). `loaded` (what load_run returns) skips
     loading, for callers predicting many files with one model."""
+    batch_size, num_workers, strict, device, engine = engine_options(options)
     if loaded is None:
         members = expand_members([run_dirs] if isinstance(run_dirs, str | Path) else run_dirs)
         loaded = load_run(members[0], engine)
@@ -131,7 +129,8 @@ def predict_csv(
         warn(f"{input_csv}:{line}: {error}; the exam is predicted from its other planes")
 
     member_probs = []
-    for k, load in enumerate([lambda: loaded, *others]):
+    loaders: list[Callable[[], LoadedRun]] = [lambda: loaded, *others]
+    for k, load in enumerate(loaders):
         run = load()
         if run.config.train.planes != planes or run.config.data.image_size != config.data.image_size:
             raise RadlabDataError(run.root / "config.yaml", f"planes or image size differ from {loaded.root}")
@@ -210,12 +209,12 @@ def unit_logits(
 
 def describe(summary: PredictionSummary) -> str:
     """One human line about a finished prediction."""
-    text = f"{summary.exams} exams"
-    if summary.unreadable_series:
-        text += f"; {summary.unreadable_series} unreadable series"
-    if summary.fallback_exams:
-        text += f"; {len(summary.fallback_exams)} exams given the prevalence"
-    return text
+    fallback = len(summary.fallback_exams)
+    return summary_line(
+        f"{summary.exams} exams",
+        (summary.unreadable_series, "unreadable series"),
+        (fallback, "exams given the prevalence"),
+    )
 
 
 def codalab_predict(input_csv: str, output_csv: str, model_dir: Path) -> str:

@@ -22,7 +22,6 @@ from radlab.core.engine.callbacks import read_history, write_history
 from radlab.core.engine.driver import FitContext, Training, fit_recipe, fit_stage
 from radlab.core.engine.folds import stratified_folds
 from radlab.core.engine.loaders import epoch_loader
-from radlab.core.engine.optim import adam_with_plateau
 from radlab.core.engine.recipe import Recipe
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabConfigError
@@ -30,10 +29,9 @@ from radlab.core.metrics import roc_auc
 from radlab.core.models import save_weights
 from radlab.core.report.cases import CASES_FILE, write_case_table
 from radlab.core.transforms import VolumeTransform
-from radlab.tasks.mrnet.config import MRNetConfig
+from radlab.tasks.mrnet import MRNetConfig
 from radlab.tasks.mrnet.data import MRNetDataset, collate_exams
-from radlab.tasks.mrnet.evaluate import official_scores
-from radlab.tasks.mrnet.formats import TASKS, read_split_labels, resolve_data_root, volume_path
+from radlab.tasks.mrnet.formats import TASKS, official_scores, read_split_labels, resolve_data_root, volume_path
 from radlab.tasks.mrnet.model import (
     Logits,
     SeriesClassifier,
@@ -73,6 +71,7 @@ class MRNetUnitRecipe(Recipe[MRNetConfig]):
         self.model = model if model is not None else build_unit_model(config, unit)
         self.columns = [TASKS.index(task) for task in unit.tasks]
         weights = pos_weight[self.columns] if config.train.class_weighting else np.ones(len(self.columns))
+        self.pos_weight: torch.Tensor
         self.register_buffer("pos_weight", torch.as_tensor(weights, dtype=torch.float32), persistent=False)
         self.latest_metrics: dict[str, Any] = {}
 
@@ -111,16 +110,6 @@ class MRNetUnitRecipe(Recipe[MRNetConfig]):
         self.log("val/auroc", float(np.mean(finite)) if finite else float("nan"), sync_dist=True)
         self.latest_metrics = {task: _finite(v) for task, v in aurocs.items()}
 
-    def configure_optimizers(self) -> dict[str, Any]:
-        optim = self.config.optim
-        return adam_with_plateau(
-            self.parameters(),
-            lr=optim.lr,
-            weight_decay=optim.weight_decay,
-            factor=optim.plateau_factor,
-            patience=optim.plateau_patience,
-        )
-
     def export(self, run: RunDir, epoch: int) -> None:
         """Write this unit's weights and its validation AUROCs (the best validation loss so far)."""
         val_loss = self.trainer.callback_metrics.get("val/loss")
@@ -145,6 +134,7 @@ def fit(context: FitContext[MRNetConfig]) -> dict[str, Any]:
     for number, unit in enumerate(units, start=1):
         info(f"unit {number}/{len(units)}: {unit.name} ({', '.join(unit.tasks)})")
         train_unit(context, unit_run(run, unit), unit, pos_weight, train_ids, validation)
+    fusion_logits: Logits = {}
     if config.fusion.source == "oof":
         fusion_logits = _out_of_fold_logits(context, units, train_ids, train_labels, pos_weight, validation)
     if not context.primary:  # a DDP worker: the networks are trained; rank 0 fits the fusion and writes
@@ -217,10 +207,11 @@ def _out_of_fold_logits(
 
 def _fold(config: MRNetConfig, ids: list[str], labels: np.ndarray) -> tuple[list[str], np.ndarray, Validation]:
     """Fold `train.fold` of `train.folds` of the train split: (kept ids, their labels, the held-out exams)."""
-    if config.train.fold >= config.train.folds:
-        raise RadlabConfigError(f"train.fold must be below train.folds ({config.train.folds})")
+    folds = config.train.folds
+    if folds is None or config.train.fold >= folds:
+        raise RadlabConfigError(f"train.fold must be below train.folds ({folds})")
     abnormal = labels[:, TASKS.index("abnormal")]
-    kept, held_out = stratified_folds(abnormal, config.train.folds, config.train.seed)[config.train.fold]
+    kept, held_out = stratified_folds(abnormal, folds, config.train.seed)[config.train.fold]
     return [ids[i] for i in kept], labels[kept], ("train", [ids[i] for i in held_out])
 
 

@@ -11,9 +11,6 @@ round trip `radlab demo --task mrnet` (and the contract tests) run on it.
 
 from __future__ import annotations
 
-import csv
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ import numpy as np
 
 from radlab.core.demo import DemoSpec, Evaluation
 from radlab.core.io.atomic import atomic_path
+from radlab.core.io.synthetic import held_out_count, write_csv_rows, write_each
 from radlab.tasks.mrnet.formats import PLANES, ROOT_NAME, TASKS, read_exam_paths, read_predictions, write_paths_csv
 
 SIZE = 256
@@ -41,11 +39,8 @@ def synthesize_mrnet(
     out: str | Path, exams: int = 200, seed: int = 0, valid_fraction: float = 0.25, workers: int | None = None
 ) -> dict[str, dict[str, int]]:
     """Write OUT/MRNet-v1.0/{train,valid}/{axial,coronal,sagittal}/NNNN.npy and the six CSVs."""
-    if exams < 8:
-        raise ValueError("need at least 8 exams")
-    out = Path(out)
-    rng = np.random.default_rng(seed)
-    n_valid = max(4, round(exams * valid_fraction))
+    n_valid = held_out_count(exams, valid_fraction, least=8, held_out_least=4, what="exams")
+    out, rng = Path(out), np.random.default_rng(seed)
     plan: list[_Exam] = []
     for index in range(exams):
         split = "train" if index < exams - n_valid else "valid"
@@ -53,19 +48,12 @@ def synthesize_mrnet(
         acl = abnormal and bool(rng.random() < 0.35)
         meniscus = abnormal and bool(rng.random() < 0.45)
         plan.append(_Exam(split, f"{index:04d}", (int(abnormal), int(acl), int(meniscus))))
-    seeds = np.random.SeedSequence(seed).spawn(len(plan))
-    workers = workers or min(4, os.cpu_count() or 1)
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(_write_exam, [out] * len(plan), plan, seeds, chunksize=4))
-    else:
-        for exam, exam_seed in zip(plan, seeds, strict=True):
-            _write_exam(out, exam, exam_seed)
+    write_each(_write_exam, out, plan, seed, workers, chunksize=4)
     summary = {}
     for split in ("train", "valid"):
         chosen = [e for e in plan if e.split == split]
         for t, task in enumerate(TASKS):
-            _write_csv(out / ROOT_NAME / f"{split}-{task}.csv", [[e.exam_id, e.labels[t]] for e in chosen])
+            write_csv_rows(out / ROOT_NAME / f"{split}-{task}.csv", [[e.exam_id, e.labels[t]] for e in chosen])
         summary[split] = {
             "exams": len(chosen),
             **{task: sum(e.labels[t] for e in chosen) for t, task in enumerate(TASKS)},
@@ -175,39 +163,35 @@ def _wedge(x: np.ndarray, y: np.ndarray, cx: float, cy: float) -> np.ndarray:
     return ((u >= 0) & (u <= 0.12) & (np.abs(y - cy) <= 0.035 * (1 - u / 0.12))).astype(np.float32)
 
 
-def _write_csv(path: Path, rows: list[list[object]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle, lineterminator="\n").writerows(rows)
-
-
 DEMO_PATHS = "valid-paths.csv"
 """The demo's prediction input, beside MRNet-v1.0/: the valid exams, three paths each, planes shuffled."""
 
 
-def _demo_synth(data: Path, seed: int, exams: int = 200, **options: Any) -> str:
-    counts = synthesize_mrnet(data, exams=exams, seed=seed, **options)
-    write_paths_csv(data, "valid", data / DEMO_PATHS, seed)
-    return f"train {counts['train']}, valid {counts['valid']}"
+class MRNetDemo(DemoSpec):
+    what = "200 exams"
+
+    def synth(self, data: Path, seed: int, exams: int = 200, **options: Any) -> str:
+        counts = synthesize_mrnet(data, exams=exams, seed=seed, **options)
+        write_paths_csv(data, "valid", data / DEMO_PATHS, seed)
+        return f"train {counts['train']}, valid {counts['valid']}"
+
+    def predict_args(self, data: Path, run: Path, output: Path) -> list[str]:
+        return [str(data / DEMO_PATHS), str(output), "--data-root", str(data)]
+
+    def inputs(self, data: Path) -> list[Path]:
+        return [data / path for exam in read_exam_paths(data / DEMO_PATHS) for _, path in exam.planes.values()]
+
+    def evaluate(self, data: Path, output: Path, metrics: dict[str, Any]) -> Evaluation:
+        from radlab.tasks.mrnet.formats import evaluate_files, results_table
+
+        scores, per_task = evaluate_files("valid", output, data_root=data, paths_csv=data / DEMO_PATHS)
+        return Evaluation(scores, results_table(scores, per_task), scores)
+
+    def scores(self, output: Path) -> np.ndarray:
+        return read_predictions(output)
+
+    def explain_input(self, data: Path) -> Path:
+        return sorted((data / ROOT_NAME / "valid" / "sagittal").glob("*.npy"))[0]
 
 
-def _demo_inputs(data: Path) -> list[Path]:
-    return [data / path for exam in read_exam_paths(data / DEMO_PATHS) for _, path in exam.planes.values()]
-
-
-def _demo_evaluate(data: Path, output: Path, metrics: dict[str, Any]) -> Evaluation:
-    from radlab.tasks.mrnet.evaluate import evaluate_files, results_table
-
-    scores, per_task = evaluate_files("valid", output, data_root=data, paths_csv=data / DEMO_PATHS)
-    return Evaluation(scores, results_table(scores, per_task), scores)
-
-
-DEMO = DemoSpec(
-    what="200 exams",
-    synth=_demo_synth,
-    predict_args=lambda data, run, output: [str(data / DEMO_PATHS), str(output), "--data-root", str(data)],
-    inputs=_demo_inputs,
-    evaluate=_demo_evaluate,
-    scores=read_predictions,
-    explain_input=lambda data: sorted((data / ROOT_NAME / "valid" / "sagittal").glob("*.npy"))[0],
-)
+DEMO = MRNetDemo()

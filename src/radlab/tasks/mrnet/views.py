@@ -14,30 +14,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from radlab.core import report
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
 from radlab.core.explain import Explanation, explain_each, feature_map_cam, overlay_heatmap, spatial_features
 from radlab.core.explain.overlay import resize_map
 from radlab.core.io.inputs import input_files
 from radlab.core.io.volumes import read_volume
-from radlab.core.report import (
-    CaseTable,
-    Section,
-    case_gallery,
-    classifier_sections,
-    missing_cases,
-    paragraph,
-    table_html,
-)
 from radlab.core.transforms import VolumeTransform
 from radlab.core.transforms.volume import minmax_to_uint8
-from radlab.tasks.mrnet.config import PLANES, SERIES_MEAN, SERIES_STD
-from radlab.tasks.mrnet.evaluate import KEYS, PAPER_AUROC
+from radlab.tasks.mrnet import PLANES, SERIES_MEAN, SERIES_STD
+from radlab.tasks.mrnet.formats import KEYS, PAPER_AUROC
 from radlab.tasks.mrnet.model import SeriesClassifier
 from radlab.tasks.mrnet.predict import load_run
 
 
-def sections(run: RunDir, metrics: dict[str, Any], cases: CaseTable | None) -> list[Section]:
+def sections(run: RunDir, metrics: dict[str, Any], cases: report.CaseTable | None) -> list[report.Section]:
     """Per task: AUROC of each plane's network and of the logistic-regression fusion; curves; galleries."""
     per_plane = metrics.get("per_plane", {})
     fused = metrics.get("valid", {})
@@ -46,15 +38,15 @@ def sections(run: RunDir, metrics: dict[str, Any], cases: CaseTable | None) -> l
         for task in per_plane
     ]
     found = [
-        Section(
+        report.Section(
             "AUROC per task and plane (validation)",
-            table_html(["task", *PLANES, "fused (logistic regression)", "paper (test)"], rows)
-            + paragraph(f"Average AUROC of the fused model: {fused.get('Average_AUROC', float('nan')):.4f}."),
+            report.table_html(["task", *PLANES, "fused (logistic regression)", "paper (test)"], rows)
+            + report.paragraph(f"Average AUROC of the fused model: {fused.get('Average_AUROC', float('nan')):.4f}."),
         )
     ]
     if cases is None:
-        return [*found, missing_cases(run)]
-    found += classifier_sections(cases, 0.5)
+        return [*found, report.missing_cases(run)]
+    found += report.classifier_sections(cases, 0.5)
     explainer = MRNetExplainer(run.root)
     for task in cases.labels:
         planes = {p: v for p, v in per_plane.get(task, {}).items() if v is not None}
@@ -65,8 +57,8 @@ def sections(run: RunDir, metrics: dict[str, Any], cases: CaseTable | None) -> l
             series = first.parent.parent / plane / first.name
             return explainer.explain_series(series, plane, (task,))[0]
 
-        gallery = case_gallery(cases, task, 0.5, picture, count=3)
-        found.append(Section(f"{gallery.title} (the {plane} network, its strongest plane)", gallery.body))
+        gallery = report.case_gallery(cases, task, 0.5, picture, count=3)
+        found.append(report.Section(f"{gallery.title} (the {plane} network, its strongest plane)", gallery.body))
     return found
 
 
@@ -91,7 +83,7 @@ class MRNetExplainer:
             for t, task in enumerate(unit.tasks):
                 if tasks is not None and task not in tasks:
                     continue
-                shown.append(self._picture(Path(path), model, slices, original, unit.plane, task, t))  # type: ignore[arg-type]
+                shown.append(self._picture(Path(path), model, slices, original, unit.plane, task, t))
         if not shown:
             raise RadlabDataError(path, f"this run has no network for the {plane} plane")
         return shown

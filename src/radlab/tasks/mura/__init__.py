@@ -1,39 +1,36 @@
-"""MURA: study-level normal/abnormal from musculoskeletal radiographs (Rajpurkar et al. 2018).
-
-This module registers the task (`TASK`, the `radlab.tasks` entry point) and holds its own command
-functions; they import the task's heavy parts when they run.
-"""
+"""MURA: study-level normal/abnormal from musculoskeletal radiographs (Rajpurkar et al. 2018)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
+from pydantic import Field
 
-from radlab.core.task import Codalab, Lazy, Objective, PredictOptions, Task
-from radlab.tasks.mura.config import MuraConfig
+from radlab.core.commands import AllowOutsideRootOption, DataRootOption
+from radlab.core.config import StrictModel
+from radlab.core.engine import config as base
+from radlab.core.task import PredictOptions, Task
 
 
 def predict(
     input_csv: Annotated[Path, typer.Argument(metavar="INPUT", help="Headerless image-paths CSV.")],
-    output_csv: Annotated[Path, typer.Argument(metavar="OUTPUT_CSV", help="CodaLab predictions to write.")],
+    output: Path,
     options: PredictOptions,
-    data_root: Annotated[Path, typer.Option("--data-root", help="Folder the CSV paths are relative to.")] = Path("."),
+    data_root: DataRootOption = Path("."),
     threshold: Annotated[float | None, typer.Option(help="Abnormal if p > threshold (default: the run's).")] = None,
     tta: Annotated[bool | None, typer.Option("--tta/--no-tta", help="Average with the mirrored image.")] = None,
     probs: Annotated[Path | None, typer.Option("--probs", help="Also write study probabilities here.")] = None,
-    allow_outside_root: Annotated[
-        bool, typer.Option("--allow-outside-root", help="Accept absolute or `..` paths in the CSV.")
-    ] = False,
+    allow_outside_root: AllowOutsideRootOption = False,
 ) -> str:
     """Write one `study/,label` row per study (CodaLab format), in first-seen order."""
     from radlab.tasks.mura.predict import describe, predict_csv
 
     summary = predict_csv(
         input_csv,
-        output_csv,
+        output,
         options.models,
         data_root,
         threshold=threshold,
@@ -42,7 +39,7 @@ def predict(
         allow_outside_root=allow_outside_root,
         **options.engine_kwargs(),
     )
-    return f"{describe(summary)} -> {output_csv}"
+    return f"{describe(summary)} -> {output}"
 
 
 def evaluate(
@@ -58,42 +55,44 @@ def evaluate(
     print(json.dumps({**official, "details": details} if as_json else official))
 
 
-def synth(
-    out: Annotated[Path, typer.Argument(help="Folder to write MURA-v1.1/ into.")],
-    studies: Annotated[int, typer.Option(help="Studies in train + valid.", min=14)] = 600,
-    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
-) -> None:
-    """Synthetic MURA-v1.1: official layout and CSVs, learnable findings, RGB/LA/inverted quirks."""
-    from radlab.core.console import info
-    from radlab.tasks.mura.synth import synthesize_mura
-
-    counts = synthesize_mura(out, studies=studies, seed=seed)
-    info(f"wrote {out / 'MURA-v1.1'}: train {counts['train']}, valid {counts['valid']}")
+# The config schema (presets in presets/*.yaml are validated against it).
+class ModelConfig(base.BackboneConfig):
+    backbone: str = "densenet169"
+    drop_rate: float = Field(0.0, ge=0.0, lt=1.0)
 
 
-TASK = Task(
-    name="mura",
-    help="MURA: study-level normal/abnormal from bone X-rays (DenseNet-169, Cohen's kappa).",
-    data_help="Folder holding MURA-v1.1/ (or MURA-v1.1 itself).",
-    train_help="Train on the train split, validate on the valid split; keeps the best validation kappa.\n\n"
-    "With --folds K: K runs, each validated on one fold of the train split (grouped by patient).",
-    config=MuraConfig,
-    package=__name__,
-    objective=Objective("kappa", "maximize", "val/kappa"),
-    training=Lazy("radlab.tasks.mura.recipe:TRAINING"),
-    load=Lazy("radlab.tasks.mura.predict:load_run"),
-    predict=predict,
-    evaluate=evaluate,
-    synth=synth,
-    report=Lazy("radlab.tasks.mura.views:sections"),
-    explain=Lazy("radlab.tasks.mura.views:explain"),
-    export=Lazy("radlab.tasks.mura.predict:EXPORT"),
-    bench=Lazy("radlab.tasks.mura.bench:BENCH"),
-    codalab=Codalab(
-        files=("config.yaml", "model.safetensors", "data_stats.json", "metrics.json"),
-        usage="IMAGE_PATHS_CSV PREDICTIONS_CSV",
-        predict=Lazy("radlab.tasks.mura.predict:codalab_predict"),
-    ),
-    demo=Lazy("radlab.tasks.mura.synth:DEMO"),
-    position=0,
-)
+class DataConfig(base.LoaderDataConfig):
+    image_size: int = Field(320, ge=16)
+    resize: Literal["stretch", "pad"] = "stretch"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # ImageNet's
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+class AugmentConfig(StrictModel):
+    hflip: float = Field(0.5, ge=0.0, le=1.0)
+    rotate_deg: float = Field(30.0, ge=0.0, le=180.0)
+
+
+class TrainConfig(base.EngineConfig):
+    batch_size: int = Field(8, ge=1)
+    # None: train on the train split, validate on the valid split (the paper). k: fold `fold` of a k-fold split
+    # of the train split (grouped by patient, stratified on the label) validates; `--folds k` runs them all.
+    folds: int | None = Field(None, ge=2)
+    fold: int = Field(0, ge=0)
+    loss_weighting: Literal["per_type", "global", "none"] = "per_type"
+    monitor: Literal["kappa", "auroc", "loss"] = "kappa"
+
+
+class PredictConfig(base.PredictLoaderConfig):
+    pooling: Literal["mean", "max"] = "mean"
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    tta_hflip: bool = False
+
+
+class MuraConfig(base.TaskConfig[ModelConfig, DataConfig, TrainConfig, PredictConfig]):
+    task: Literal["mura"] = "mura"
+    augment: AugmentConfig = AugmentConfig()
+    optim: base.PlateauOptimConfig = base.PlateauOptimConfig()
+
+
+TASK = Task.from_manifest(__name__, MuraConfig, predict, evaluate)

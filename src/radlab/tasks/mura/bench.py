@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from radlab.core.bench import compare_interleaved, comparison_fields, machine, model_flops
+from radlab.core.bench import model_flops
+from radlab.core.bench.report import cache_epochs, cache_report
 from radlab.core.bench.spec import BenchInputs, BenchSpec
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.io.atomic import atomic_write_text
@@ -24,7 +25,7 @@ from radlab.core.io.cache import cached_image_dataset
 from radlab.core.io.images import read_image
 from radlab.core.models import save_weights
 from radlab.core.transforms import build_image_transform
-from radlab.tasks.mura.config import MuraConfig
+from radlab.tasks.mura import MuraConfig
 from radlab.tasks.mura.data import group_studies
 from radlab.tasks.mura.formats import ImagePath, read_image_paths, read_probabilities, split_csvs
 from radlab.tasks.mura.model import build_model
@@ -46,66 +47,8 @@ def _paths_csv(folder: Path, images: int, seed: int) -> tuple[Path, Path]:
     return folder, out
 
 
-def _inputs(folder: Path, images: int, seed: int) -> BenchInputs:
-    root, paths_csv = _paths_csv(folder, images, seed)
-    paths = [r.path for r in read_image_paths(paths_csv)]
-    return BenchInputs(root, len(paths), (paths_csv, paths))
-
-
-def _fresh_run(run: RunDir, config: MuraConfig, seed: int) -> None:
-    save_weights(run.weights, build_model(config, initialise=False).state_dict(), {"task": "mura"})
-
-
-def _reference(loaded: Loaded, inputs: BenchInputs) -> np.ndarray:
-    """The seeds' loop: per study, decode each image with PIL, stack, one eager fp32 forward pass."""
-    config, model = loaded
-    root, paths = inputs.data_root, inputs.payload[1]
-    transform = build_image_transform(config.data.image_size, resize=config.data.resize)  # radlab's resize
-    groups = group_studies(read_image_paths_list(paths))
-    probs = np.empty(len(groups.studies))
-    model = model.eval().to(memory_format=torch.contiguous_format)
-    with torch.no_grad():
-        for s in range(len(groups.studies)):
-            members = [paths[i] for i in np.flatnonzero(groups.image_study == s)]
-            batch = torch.stack([transform(read_image(root / p)) for p in members]).float().contiguous()
-            probs[s] = torch.sigmoid(model(batch)).mean().item()
-    return probs
-
-
 def read_image_paths_list(paths: list[str]) -> list[ImagePath]:
     return [ImagePath(k + 1, p) for k, p in enumerate(paths)]
-
-
-def _radlab(loaded: Loaded, inputs: BenchInputs, scratch: Path, workers: int) -> np.ndarray:
-    """`predict_csv` itself, with its model loaded once beforehand (as the reference's is)."""
-    out, probs = scratch / "radlab.csv", scratch / "radlab.probs.csv"
-    run = scratch / "run"
-    predict_csv(inputs.payload[0], out, run, inputs.data_root, probabilities_csv=probs, num_workers=workers,
-                device="cpu", loaded=loaded)  # fmt: skip
-    return np.array([row.probability for row in read_probabilities(probs)])
-
-
-def _agreement(reference: np.ndarray, radlab: np.ndarray, config: MuraConfig) -> dict[str, Any]:
-    threshold = config.predict.threshold
-    return {
-        "max_abs_prob_diff": float(np.abs(reference - radlab).max()),
-        "label_agreement": float(np.mean((reference > threshold) == (radlab > threshold))),
-    }
-
-
-def _flops(loaded: Loaded, inputs: BenchInputs) -> float:
-    config, model = loaded
-    size = config.data.image_size
-    return model_flops(model, torch.rand(1, 1, size, size) * 255)
-
-
-def _details(config: MuraConfig, inputs: BenchInputs) -> dict[str, Any]:
-    return {
-        "images": inputs.items,
-        "studies": len(group_studies(read_image_paths_list(inputs.payload[1])).studies),
-        "backbone": config.model.backbone,
-        "image_size": config.data.image_size,
-    }
 
 
 def bench_prep(images: int = 200, repeats: int = 3, size: int = 320, seed: int = 0) -> dict[str, Any]:
@@ -124,53 +67,81 @@ def bench_prep(images: int = 200, repeats: int = 3, size: int = 320, seed: int =
         cached = cached_image_dataset(files, scratch / "cache", size)
         build_seconds = _now() - started
 
-        def decode_every_time(transform: Any) -> np.ndarray:
+        def decode_every_time(train: bool) -> np.ndarray:
+            transform = training_transform() if train else plain
             return np.stack([transform(read_image(p)).numpy() for p in files])
 
-        def read_cache(transform: Any) -> np.ndarray:
-            cached.augment = transform
+        def read_cache(train: bool) -> np.ndarray:
+            cached.augment = training_transform() if train else None
             return np.stack([cached[i]["image"].numpy() for i in range(len(cached))])
 
-        training = compare_interleaved(
-            lambda: decode_every_time(training_transform()),
-            lambda: read_cache(training_transform()),
-            items=len(files),
-            repeats=repeats,
-        )
-        evaluation = compare_interleaved(
-            lambda: decode_every_time(plain), lambda: read_cache(None), items=len(files), repeats=repeats
-        )
-        same = bool(
-            np.array_equal(training.reference_output, training.radlab_output)
-            and np.array_equal(evaluation.reference_output, evaluation.radlab_output)
-        )
-    return {
-        "task": "mura",
-        "what": f"a training epoch of {len(files)} radiographs: decode, resize to {size} px, flip, rotate",
-        **comparison_fields(training),
-        "plain_epoch": comparison_fields(evaluation),
-        "cache_build_items_per_s": len(files) / build_seconds,
-        "max_abs_prob_diff": 0.0 if same else None,
-        "label_agreement": 1.0 if same else None,
-        "identical_pixels": same,
-        **machine(),
-    }
+        epochs = cache_epochs(decode_every_time, read_cache, len(files), repeats)
+    same = all(np.array_equal(c.reference_output, c.radlab_output) for c in epochs)
+    what = f"a training epoch of {len(files)} radiographs: decode, resize to {size} px, flip, rotate"
+    return cache_report("mura", what, epochs, len(files) / build_seconds, same)
 
 
 def _now() -> float:
     return time.perf_counter()
 
 
-BENCH = BenchSpec(
-    unit="image",
-    default_items=48,
-    calibration=32,
-    inputs=_inputs,
-    fresh_run=_fresh_run,
-    reference=_reference,
-    radlab=_radlab,
-    agreement=_agreement,
-    flops=_flops,
-    details=_details,
-    prep=bench_prep,
-)
+class MuraBench(BenchSpec):
+    unit = "image"
+    default_items = 48
+    calibration = 32
+
+    def inputs(self, folder: Path, images: int, seed: int) -> BenchInputs:
+        root, paths_csv = _paths_csv(folder, images, seed)
+        paths = [r.path for r in read_image_paths(paths_csv)]
+        return BenchInputs(root, len(paths), (paths_csv, paths))
+
+    def fresh_run(self, run: RunDir, config: MuraConfig, seed: int) -> None:
+        save_weights(run.weights, build_model(config, initialise=False).state_dict(), {"task": "mura"})
+
+    def reference(self, loaded: Loaded, inputs: BenchInputs) -> np.ndarray:
+        """The seeds' loop: per study, decode each image with PIL, stack, one eager fp32 forward pass."""
+        config, model = loaded
+        root, paths = inputs.data_root, inputs.payload[1]
+        transform = build_image_transform(config.data.image_size, resize=config.data.resize)  # radlab's resize
+        groups = group_studies(read_image_paths_list(paths))
+        probs = np.empty(len(groups.studies))
+        model = model.eval().to(memory_format=torch.contiguous_format)
+        with torch.no_grad():
+            for s in range(len(groups.studies)):
+                members = [paths[i] for i in np.flatnonzero(groups.image_study == s)]
+                batch = torch.stack([transform(read_image(root / p)) for p in members]).float().contiguous()
+                probs[s] = torch.sigmoid(model(batch)).mean().item()
+        return probs
+
+    def radlab(self, loaded: Loaded, inputs: BenchInputs, scratch: Path, workers: int) -> np.ndarray:
+        """`predict_csv` itself, with its model loaded once beforehand (as the reference's is)."""
+        out, probs = scratch / "radlab.csv", scratch / "radlab.probs.csv"
+        run = scratch / "run"
+        predict_csv(inputs.payload[0], out, run, inputs.data_root, probabilities_csv=probs, num_workers=workers,
+                    device="cpu", loaded=loaded)  # fmt: skip
+        return np.array([row.probability for row in read_probabilities(probs)])
+
+    def agreement(self, reference: np.ndarray, radlab: np.ndarray, config: MuraConfig) -> dict[str, Any]:
+        threshold = config.predict.threshold
+        return {
+            "max_abs_prob_diff": float(np.abs(reference - radlab).max()),
+            "label_agreement": float(np.mean((reference > threshold) == (radlab > threshold))),
+        }
+
+    def flops(self, loaded: Loaded, inputs: BenchInputs) -> float:
+        config, model = loaded
+        size = config.data.image_size
+        return model_flops(model, torch.rand(1, 1, size, size) * 255)
+
+    def details(self, config: MuraConfig, inputs: BenchInputs) -> dict[str, Any]:
+        return {
+            "images": inputs.items,
+            "studies": len(group_studies(read_image_paths_list(inputs.payload[1])).studies),
+            "backbone": config.model.backbone,
+            "image_size": config.data.image_size,
+        }
+
+    prep = staticmethod(bench_prep)
+
+
+BENCH = MuraBench()

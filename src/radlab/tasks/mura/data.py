@@ -159,7 +159,7 @@ class MuraDataset(ImageFileDataset):
             else None
         )
 
-    def __getitem__(self, index: int) -> dict[str, Any]:  # type: ignore[override]
+    def __getitem__(self, index: int) -> dict[str, Any]:  # type: ignore[override]  # adds label and type
         item = self.cached[index] if self.cached is not None else super().__getitem__(index)
         sample: dict[str, Any] = dict(item)
         sample["label"] = self.labels[index]

@@ -95,8 +95,9 @@ def read_labeled_studies(csv_path: str | Path) -> list[StudyLabel]:
                 warn(f"{csv_path}:{line}: skipping a header row {','.join(cells)!r} (MURA label CSVs have no header)")
                 continue
             raise RadlabDataError(csv_path, f"expected 'study/,label' with a 0/1 label, got {','.join(cells)!r}", line)
-        label = votes[0] if len(votes) == 1 else int(sum(votes) >= 2)  # type: ignore[arg-type]
-        rows.append(StudyLabel(line, with_slash(cells[0]), int(label)))  # type: ignore[arg-type]
+        known = [vote for vote in votes if vote is not None]  # all of them: checked above
+        label = known[0] if len(known) == 1 else int(sum(known) >= 2)
+        rows.append(StudyLabel(line, with_slash(cells[0]), label))
     if not rows:
         raise RadlabDataError(csv_path, "no labelled studies in this file")
     return rows

@@ -7,7 +7,7 @@ from pathlib import Path
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
 from radlab.core.models import ImageClassifier, build_image_classifier, load_weights
-from radlab.tasks.mura.config import MuraConfig
+from radlab.tasks.mura import MuraConfig
 
 
 def build_model(config: MuraConfig, initialise: bool = True) -> ImageClassifier:
@@ -17,9 +17,7 @@ def build_model(config: MuraConfig, initialise: bool = True) -> ImageClassifier:
         1,
         config.data.mean,
         config.data.std,
-        pretrained=config.model.pretrained and initialise,
-        weights_file=config.model.weights_file if initialise else None,
-        trust_pickle=config.model.trust_pickle,
+        **config.model.weights(initialise),
         drop_rate=config.model.drop_rate,
     )
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Unpack
 
 import numpy as np
 import torch
 from torch import nn
 
-from radlab.core.console import warn
+from radlab.core.console import summary_line, warn
 from radlab.core.engine.ensemble import expand_members
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
@@ -27,9 +28,10 @@ from radlab.core.io import resolve_under
 from radlab.core.io.cache import cached_image_dataset
 from radlab.core.io.dataset import ImageFileDataset
 from radlab.core.models.ensemble import ProbabilityAverage
+from radlab.core.task import EngineOptions, engine_options
 from radlab.core.transforms import build_image_transform
 from radlab.core.transforms.image import ResizeMode
-from radlab.tasks.mura.config import MuraConfig
+from radlab.tasks.mura import MuraConfig
 from radlab.tasks.mura.data import StudyPooler, group_studies
 from radlab.tasks.mura.evaluate import evaluate_files
 from radlab.tasks.mura.formats import (
@@ -64,24 +66,21 @@ def predict_csv(
     *,
     threshold: float | None = None,
     tta_hflip: bool | None = None,
-    batch_size: int | None = None,
-    num_workers: int | None = None,
-    strict: bool = False,
     probabilities_csv: str | Path | None = None,
-    device: str = "auto",
-    engine: str = "torch",
     loaded: Loaded | None = None,
     allow_outside_root: bool = False,
+    **options: Unpack[EngineOptions],
 ) -> PredictionSummary:
     """Predict every study of `input_csv` with the model of the run(s) in `run_dirs` (several, or a --folds
     ensemble, average their probabilities) and write the CodaLab file.
 
     `engine` is "torch", or "onnx" / "int8" for the files `radlab export` wrote (ONNX Runtime, CPU).
     `loaded` (from load_members) skips loading, for callers predicting many files with one model."""
+    batch_size, num_workers, strict, device, engine = engine_options(options)
     members = expand_members([run_dirs] if isinstance(run_dirs, str | Path) else run_dirs)
     config, model = loaded if loaded is not None else load_members(members, engine)
-    options = config.predict
-    threshold = options.threshold if threshold is None else threshold
+    settings = config.predict
+    threshold = settings.threshold if threshold is None else threshold
     fallback = _fallback_labels(RunDir(members[0]))
 
     images = read_image_paths(input_csv)
@@ -93,19 +92,19 @@ def predict_csv(
     ]
     data = config.data
     dataset = (
-        cached_image_dataset(files, data.cache_dir, data.image_size, data.resize, workers=options.num_workers)
+        cached_image_dataset(files, data.cache_dir, data.image_size, data.resize, workers=settings.num_workers)
         if data.cache_dir is not None
         else ImageFileDataset(files, transform, transform.output_shape)
     )
-    pooler = StudyPooler(len(groups.studies), options.pooling)
+    pooler = StudyPooler(len(groups.studies), settings.pooling)
     unreadable = 0
     for batch in stream_predictions(
         model,
         dataset,
-        batch_size=batch_size or options.batch_size,
-        num_workers=options.num_workers if num_workers is None else num_workers,
+        batch_size=batch_size or settings.batch_size,
+        num_workers=settings.num_workers if num_workers is None else num_workers,
         device=pick_device(device),
-        tta_hflip=options.tta_hflip if tta_hflip is None else tta_hflip,
+        tta_hflip=settings.tta_hflip if tta_hflip is None else tta_hflip,
         description=f"predicting {len(groups.studies)} studies",
     ):
         readable = np.array([not error for error in batch.errors])
@@ -179,12 +178,11 @@ def codalab_predict(input_csv: str, output_csv: str, model_dir: Path) -> str:
 
 def describe(summary: PredictionSummary) -> str:
     """One human line about a finished prediction."""
-    text = f"{summary.studies} studies from {summary.images} images: {summary.abnormal} abnormal"
-    if summary.unreadable_images:
-        text += f"; {summary.unreadable_images} unreadable images"
-    if summary.fallback_studies:
-        text += f"; {len(summary.fallback_studies)} studies given the fallback label"
-    return text
+    return summary_line(
+        f"{summary.studies} studies from {summary.images} images: {summary.abnormal} abnormal",
+        (summary.unreadable_images, "unreadable images"),
+        (len(summary.fallback_studies), "studies given the fallback label"),
+    )
 
 
 def calibration_batches(

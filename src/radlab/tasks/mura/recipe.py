@@ -9,18 +9,16 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 
 from radlab.core.engine.driver import FitContext, Training, fit_recipe
 from radlab.core.engine.loaders import epoch_loader
-from radlab.core.engine.optim import adam_with_plateau
 from radlab.core.engine.recipe import Recipe
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabConfigError
 from radlab.core.models import ImageClassifier, save_weights
 from radlab.core.report.cases import CASES_FILE, write_case_table
 from radlab.core.transforms import build_image_transform
-from radlab.tasks.mura.config import MuraConfig
+from radlab.tasks.mura import MuraConfig
 from radlab.tasks.mura.data import MuraDataset, MuraSplit, StudyPooler, class_weights, fold_split, split_statistics
 from radlab.tasks.mura.evaluate import detailed_metrics, results_table
 from radlab.tasks.mura.formats import resolve_data_root, study_type
@@ -93,17 +91,6 @@ class MuraRecipe(Recipe[MuraConfig]):
             self.log(f"val/{name}", float("nan") if value is None else value, sync_dist=True)  # equal on every rank
         self.latest_metrics = details
         self.latest_cases = (studies, truth, study_probs)
-
-    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
-        optim = self.config.optim
-        return adam_with_plateau(
-            self.parameters(),
-            lr=optim.lr,
-            betas=optim.betas,
-            weight_decay=optim.weight_decay,
-            factor=optim.plateau_factor,
-            patience=optim.plateau_patience,
-        )
 
     def export(self, run: RunDir, epoch: int) -> None:
         """Write model.safetensors and metrics.json for this (best so far) epoch."""

@@ -9,10 +9,7 @@ at most 512). Everything is drawn from one seed, so a seed gives the same bytes 
 
 from __future__ import annotations
 
-import csv
 import math
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from radlab.core.demo import DemoSpec, Evaluation
 from radlab.core.io.atomic import atomic_path
+from radlab.core.io.synthetic import held_out_count, write_csv_rows, write_each
 from radlab.tasks.mura.formats import ROOT_NAME, STUDY_TYPES, read_image_paths, read_probabilities
 
 # Study counts per type in the real dataset (paper, Table 1), used as sampling weights.
@@ -67,20 +65,13 @@ def synthesize_mura(
     Each study is drawn from its own seed (derived from `seed` and its position), so the bytes do not
     depend on how many `workers` render in parallel.
     """
-    if studies < 14:
-        raise ValueError("need at least 14 studies (one per type and split)")
-    out = Path(out)
-    rng = np.random.default_rng(seed)
-    n_valid = max(7, round(studies * valid_fraction))
+    n_valid = held_out_count(
+        studies, valid_fraction, least=14, held_out_least=7, what="studies (one per type and split)"
+    )
+    out, rng = Path(out), np.random.default_rng(seed)
     plan = _plan_split("train", studies - n_valid, 1, rng)
     plan += _plan_split("valid", n_valid, plan[-1].patient + 1, rng)
-    seeds = np.random.SeedSequence(seed).spawn(len(plan))
-    workers = workers or min(4, os.cpu_count() or 1)
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            written = list(pool.map(_write_study, [out] * len(plan), plan, seeds, chunksize=8))
-    else:
-        written = [_write_study(out, study, s) for study, s in zip(plan, seeds, strict=True)]
+    written = write_each(_write_study, out, plan, seed, workers, chunksize=8)
     paths_of = {id(study): paths for study, paths in zip(plan, written, strict=True)}
     summary: dict[str, dict[str, int]] = {}
     for split in ("train", "valid"):
@@ -89,8 +80,8 @@ def synthesize_mura(
         chosen.sort(key=lambda s: (order.index(s.kind), s.patient, s.number))
         image_rows = [path for study in chosen for path in paths_of[id(study)]]
         base = out / ROOT_NAME
-        _write_csv(base / f"{split}_image_paths.csv", [[p] for p in image_rows])
-        _write_csv(base / f"{split}_labeled_studies.csv", [[s.folder, int(s.abnormal)] for s in chosen])
+        write_csv_rows(base / f"{split}_image_paths.csv", [[p] for p in image_rows])
+        write_csv_rows(base / f"{split}_labeled_studies.csv", [[s.folder, int(s.abnormal)] for s in chosen])
         summary[split] = {
             "studies": len(chosen),
             "abnormal": sum(s.abnormal for s in chosen),
@@ -275,47 +266,43 @@ def _save_png(path: Path, gray: np.ndarray, rng: np.random.Generator) -> None:
         image.save(tmp, format="PNG", compress_level=1)
 
 
-def _write_csv(path: Path, rows: list[list[object]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle, lineterminator="\n").writerows(rows)
-
-
 def _probabilities_beside(output: Path) -> Path:
     return output.with_name(f"{output.stem}.probs.csv")
 
 
-def _demo_synth(data: Path, seed: int, studies: int = 600, **options: Any) -> str:
-    counts = synthesize_mura(data, studies=studies, seed=seed, **options)
-    return f"train {counts['train']}, valid {counts['valid']} studies"
+class MuraDemo(DemoSpec):
+    what = "600 studies"
+    reference = "the paper's test kappa 0.705"
+
+    def synth(self, data: Path, seed: int, studies: int = 600, **options: Any) -> str:
+        counts = synthesize_mura(data, studies=studies, seed=seed, **options)
+        return f"train {counts['train']}, valid {counts['valid']} studies"
+
+    def predict_args(self, data: Path, run: Path, output: Path) -> list[str]:
+        return [
+            str(data / ROOT_NAME / "valid_image_paths.csv"),
+            str(output),
+            "--data-root",
+            str(data),
+            "--probs",
+            str(_probabilities_beside(output)),
+        ]
+
+    def inputs(self, data: Path) -> list[Path]:
+        return [data / image.path for image in read_image_paths(data / ROOT_NAME / "valid_image_paths.csv")]
+
+    def evaluate(self, data: Path, output: Path, metrics: dict[str, Any]) -> Evaluation:
+        from radlab.tasks.mura.evaluate import evaluate_files, results_table
+
+        truth = data / ROOT_NAME / "valid_labeled_studies.csv"
+        official, details = evaluate_files(truth, output, _probabilities_beside(output))
+        return Evaluation(official, results_table(details, "MURA, synthetic valid split, study level"), official)
+
+    def scores(self, output: Path) -> np.ndarray:
+        return np.array([row.probability for row in read_probabilities(_probabilities_beside(output))])
+
+    def explain_input(self, data: Path) -> Path:
+        return self.inputs(data)[0]
 
 
-def _demo_inputs(data: Path) -> list[Path]:
-    return [data / image.path for image in read_image_paths(data / ROOT_NAME / "valid_image_paths.csv")]
-
-
-def _demo_evaluate(data: Path, output: Path, metrics: dict[str, Any]) -> Evaluation:
-    from radlab.tasks.mura.evaluate import evaluate_files, results_table
-
-    truth = data / ROOT_NAME / "valid_labeled_studies.csv"
-    official, details = evaluate_files(truth, output, _probabilities_beside(output))
-    return Evaluation(official, results_table(details, "MURA, synthetic valid split, study level"), official)
-
-
-DEMO = DemoSpec(
-    what="600 studies",
-    synth=_demo_synth,
-    predict_args=lambda data, run, output: [
-        str(data / ROOT_NAME / "valid_image_paths.csv"),
-        str(output),
-        "--data-root",
-        str(data),
-        "--probs",
-        str(_probabilities_beside(output)),
-    ],
-    inputs=_demo_inputs,
-    evaluate=_demo_evaluate,
-    scores=lambda output: np.array([row.probability for row in read_probabilities(_probabilities_beside(output))]),
-    explain_input=lambda data: _demo_inputs(data)[0],
-    reference="the paper's test kappa 0.705",
-)
+DEMO = MuraDemo()

@@ -8,23 +8,15 @@ from typing import Any
 
 import torch
 
+from radlab.core import report
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.explain import Explanation, class_activation_maps, explain_each, overlay_heatmap
 from radlab.core.explain.overlay import map_to_original
 from radlab.core.io.images import read_image
 from radlab.core.io.inputs import input_files
 from radlab.core.models import ImageClassifier
-from radlab.core.report import (
-    CaseTable,
-    Section,
-    case_gallery,
-    classifier_sections,
-    missing_cases,
-    paragraph,
-    table_html,
-)
 from radlab.core.transforms import build_image_transform
-from radlab.tasks.mura.config import MuraConfig
+from radlab.tasks.mura import MuraConfig
 from radlab.tasks.mura.evaluate import GROUPS
 from radlab.tasks.mura.model import load_model
 
@@ -58,7 +50,7 @@ def _interval(entry: dict[str, Any]) -> str:
     return f"{entry['kappa']:.3f} ({entry['kappa_lower']:.3f}, {entry['kappa_upper']:.3f})"
 
 
-def sections(run: RunDir, metrics: dict[str, Any], cases: CaseTable | None) -> list[Section]:
+def sections(run: RunDir, metrics: dict[str, Any], cases: report.CaseTable | None) -> list[report.Section]:
     """Study-type table, ROC / PR, confusion matrix and the most confident right and wrong studies."""
     details = metrics.get("study_level", {})
     threshold = float(metrics.get("threshold", 0.5))
@@ -71,23 +63,25 @@ def sections(run: RunDir, metrics: dict[str, Any], cases: CaseTable | None) -> l
         scores = [entry.get("auroc"), entry.get("sensitivity"), entry.get("specificity")]
         rows.append([group, entry["n"], _interval(entry), *scores, paper[3], max(paper[:3])])
     found = [
-        Section(
+        report.Section(
             "Kappa per study type (validation)",
-            table_html(
+            report.table_html(
                 COLUMNS,
                 rows,
             )
-            + paragraph(
+            + report.paragraph(
                 f"Epoch {metrics.get('epoch')}; studies are abnormal when the {metrics.get('pooling', 'mean')} of "
                 f"their image probabilities exceeds {threshold}. The paper's figures are on the hidden test set."
             ),
         )
     ]
     if cases is None:
-        return [*found, missing_cases(run)]
-    found += classifier_sections(cases, threshold)
+        return [*found, report.missing_cases(run)]
+    found += report.classifier_sections(cases, threshold)
     explainer = MuraExplainer(run.root)
-    found.append(case_gallery(cases, "abnormal", threshold, lambda row: explainer.explain_image(cases.inputs[row])))
+    found.append(
+        report.case_gallery(cases, "abnormal", threshold, lambda row: explainer.explain_image(cases.inputs[row]))
+    )
     return found
 
 

@@ -1,24 +1,22 @@
-"""RSNA Pneumonia Detection: lung-opacity boxes on chest X-ray DICOMs (Kaggle 2018).
-
-This module registers the task (`TASK`, the `radlab.tasks` entry point) and holds its own command
-functions; they import the task's heavy parts when they run.
-"""
+"""RSNA Pneumonia Detection: lung-opacity boxes on chest X-ray DICOMs (Kaggle 2018)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
+from pydantic import Field
 
-from radlab.core.task import Lazy, Objective, PredictOptions, Task
-from radlab.tasks.pneumonia.config import PneumoniaConfig
+from radlab.core.config import StrictModel
+from radlab.core.engine import config as base
+from radlab.core.task import PredictOptions, Task
 
 
 def predict(
     input_dir: Annotated[Path, typer.Argument(metavar="INPUT", help="Folder of <patientId>.dcm files.")],
-    output_csv: Annotated[Path, typer.Argument(metavar="OUTPUT_CSV", help="Kaggle submission to write.")],
+    output: Path,
     options: PredictOptions,
     threshold: Annotated[float | None, typer.Option(help="Score threshold (default: the run's sweep).")] = None,
     use_global: Annotated[
@@ -29,9 +27,9 @@ def predict(
     from radlab.tasks.pneumonia.predict import describe, predict_folder
 
     summary = predict_folder(
-        input_dir, output_csv, options.models, threshold=threshold, use_global=use_global, **options.engine_kwargs()
+        input_dir, output, options.models, threshold=threshold, use_global=use_global, **options.engine_kwargs()
     )
-    return f"{describe(summary)} -> {output_csv}"
+    return f"{describe(summary)} -> {output}"
 
 
 def evaluate(
@@ -49,39 +47,64 @@ def evaluate(
     print(json.dumps(scores, indent=2 if as_json else None))
 
 
-def synth(
-    out: Annotated[Path, typer.Argument(help="Folder to write the challenge's files into.")],
-    patients: Annotated[int, typer.Option(help="Patients in train + test.", min=4)] = 400,
-    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
-    size: Annotated[int, typer.Option(help="Image side in pixels (the real images are 1024).", min=64)] = 1024,
-) -> None:
-    """Synthetic chest X-rays as JPEG-Baseline DICOMs with the two label CSVs and a test folder."""
-    from radlab.core.console import info
-    from radlab.tasks.pneumonia.synth import synthesize_pneumonia
-
-    counts = synthesize_pneumonia(out, patients=patients, seed=seed, size=size)
-    info(f"wrote {out}: train {counts['train']}, test {counts['test']}")
+# The config schema (presets in presets/*.yaml are validated against it).
+class ModelConfig(base.BackboneConfig):
+    backbone: str = "seresnext101_32x4d"
+    levels: tuple[int, ...] = (2, 3, 4, 5, 6, 7)
+    fpn_channels: int = Field(256, ge=8)
+    head_dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    global_dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    global_loss_weight: float = Field(0.1, ge=0.0)
+    freeze_bn: bool = True
 
 
-TASK = Task(
-    name="pneumonia",
-    help="RSNA Pneumonia: lung-opacity boxes on chest X-ray DICOMs (RetinaNet; mAP over IoU 0.40-0.75).",
-    data_help="Folder holding stage_2_train_labels.csv.",
-    train_help="Train on k-1 folds (stratified on the class), sweep score thresholds on the held-out fold.\n\n"
-    "With --folds K: every fold of a K-fold split (train.folds=K), one run each.",
-    config=PneumoniaConfig,
-    package=__name__,
-    objective=Objective("mAP", "maximize", "val/map"),
-    training=Lazy("radlab.tasks.pneumonia.recipe:TRAINING"),
-    load=Lazy("radlab.tasks.pneumonia.predict:load_run"),
-    predict=predict,
-    evaluate=evaluate,
-    synth=synth,
-    report=Lazy("radlab.tasks.pneumonia.views:sections"),
-    explain=Lazy("radlab.tasks.pneumonia.views:explain"),
-    export=Lazy("radlab.tasks.pneumonia.predict:EXPORT"),
-    bench=Lazy("radlab.tasks.pneumonia.bench:BENCH"),
-    codalab=None,
-    demo=Lazy("radlab.tasks.pneumonia.synth:DEMO"),
-    position=2,
-)
+class DataConfig(base.LoaderDataConfig):
+    image_size: int = Field(512, ge=64, multiple_of=32)
+    mean: float = 0.0
+    std: float = 1.0
+
+
+class AugmentConfig(StrictModel):
+    """Ranges of uniform draws (the recipe draws from normals with these as about 1.5 sigma)."""
+
+    scale_log2: float = Field(0.2, ge=0.0)
+    rotate_deg: float = Field(8.0, ge=0.0)
+    shear_deg: float = Field(5.0, ge=0.0)
+    shift_fraction: float = Field(0.03, ge=0.0)
+    hflip: float = Field(0.5, ge=0.0, le=1.0)
+    gamma_log2: float = Field(0.35, ge=0.0)
+    noise: float = Field(0.5, ge=0.0, le=1.0)
+    blur: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class OptimConfig(base.PlateauOptimConfig):
+    lr: float = Field(1e-5, gt=0)
+    plateau_factor: float = Field(0.2, gt=0, lt=1)
+    plateau_patience: int = Field(4, ge=0)
+
+
+class TrainConfig(base.EngineConfig):
+    batch_size: int = Field(6, ge=1)
+    folds: int = Field(4, ge=2)
+    fold: int = Field(0, ge=0)
+    fold_seed: int = 42
+
+
+class PostprocessConfig(StrictModel):
+    score_floor: float = Field(0.025, ge=0.0, le=1.0)
+    nms_iou: float = Field(0.05, gt=0.0, le=1.0)
+    max_detections: int = Field(100, ge=1)
+    relative_prune: float = Field(0.5, ge=0.0, le=1.0)
+    thresholds: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8)
+    use_global: bool = False
+    iou_comparison: Literal[">=", ">"] = ">="
+
+
+class PneumoniaConfig(base.TaskConfig[ModelConfig, DataConfig, TrainConfig, base.PredictLoaderConfig]):
+    task: Literal["pneumonia"] = "pneumonia"
+    augment: AugmentConfig = AugmentConfig()
+    optim: OptimConfig = OptimConfig()
+    postprocess: PostprocessConfig = PostprocessConfig()
+
+
+TASK = Task.from_manifest(__name__, PneumoniaConfig, predict, evaluate)

@@ -17,7 +17,7 @@ from radlab.core.engine.folds import stratified_folds
 from radlab.core.errors import RadlabConfigError, RadlabDataError
 from radlab.core.io.cache import PreprocessCache
 from radlab.core.io.dicom import read_dicom_image
-from radlab.tasks.pneumonia.config import AugmentConfig, PneumoniaConfig
+from radlab.tasks.pneumonia import AugmentConfig, PneumoniaConfig
 from radlab.tasks.pneumonia.formats import (
     CLASS_INFO,
     CLASSES,
@@ -189,7 +189,7 @@ def fold_ids(root: Path, config: PneumoniaConfig) -> tuple[list[str], list[str]]
     if train.fold >= train.folds:
         raise RadlabConfigError(f"train.fold must be below train.folds ({train.folds}), got {train.fold}")
     labels = [CLASSES.index(classes[p]) for p in patients]
-    kept, held_out = stratified_folds(labels, train.folds, train.fold_seed)[train.fold]
+    kept, held_out = stratified_folds(np.asarray(labels), train.folds, train.fold_seed)[train.fold]
     return [patients[i] for i in kept], [patients[i] for i in held_out]
 
 

@@ -32,7 +32,7 @@ from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastL
 from radlab.core.errors import RadlabConfigError
 from radlab.core.metrics.detection import Comparison, mean_average_precision
 from radlab.core.models import create_backbone
-from radlab.tasks.pneumonia.config import PneumoniaConfig
+from radlab.tasks.pneumonia import PneumoniaConfig
 from radlab.tasks.pneumonia.data import xyxy_to_xywh
 
 # Box deltas are divided by (0.1, 0.1, 0.2, 0.2), as in the recipe.
@@ -42,7 +42,7 @@ BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 class FPNBackbone(nn.Module):
     """A timm trunk's stages C2..C5 -> FPN levels (P2 or P3 up to P5), P6 and P7 from C5; also returns C5."""
 
-    def __init__(self, trunk: nn.Module, levels: tuple[int, ...], channels: int) -> None:
+    def __init__(self, trunk: Any, levels: tuple[int, ...], channels: int) -> None:
         super().__init__()
         if not levels or min(levels) < 2 or max(levels) != 7 or sorted(levels) != list(range(min(levels), 8)):
             raise RadlabConfigError(f"model.levels must run from 2 or higher up to 7, got {levels}")
@@ -87,9 +87,7 @@ class PneumoniaDetector(nn.Module):
         trunk = create_backbone(
             model.backbone,
             num_classes=0,
-            pretrained=model.pretrained and initialise,
-            weights_file=model.weights_file if initialise else None,
-            trust_pickle=model.trust_pickle,
+            **model.weights(initialise),
             features_only=True,
             out_indices=(1, 2, 3, 4),
         )

@@ -20,21 +20,23 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Unpack
 
 import numpy as np
 import torch
-from torch import nn
 
-from radlab.core.console import warn
+from radlab.core.console import summary_line, warn
 from radlab.core.engine.ensemble import expand_members
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabConfigError, RadlabDataError
 from radlab.core.infer import engine_model, iterate_batches, pick_device
 from radlab.core.infer.export import ExportPart, ExportSpec, HeldOut, readable_batches
+from radlab.core.infer.onnx import OnnxRuntimeModel
 from radlab.core.io.atomic import atomic_write_text
 from radlab.core.io.dicom import list_dicom_folder
 from radlab.core.models import load_weights
-from radlab.tasks.pneumonia.config import PneumoniaConfig
+from radlab.core.task import EngineOptions, engine_options
+from radlab.tasks.pneumonia import PneumoniaConfig
 from radlab.tasks.pneumonia.data import DetectionTransform, DicomBoxDataset, collate_detection
 from radlab.tasks.pneumonia.evaluate import evaluate_files
 from radlab.tasks.pneumonia.formats import (
@@ -59,7 +61,7 @@ from radlab.tasks.pneumonia.model import (
 
 SIZE_SCALE = 0.9
 VALIDATION_IMAGES = 256
-Loaded = tuple[PneumoniaConfig, nn.Module]
+Loaded = tuple[PneumoniaConfig, Any]  # the config and a PneumoniaDetector (or an EngineDetector)
 
 
 @dataclass
@@ -95,16 +97,13 @@ def predict_folder(
     *,
     threshold: float | None = None,
     use_global: bool | None = None,
-    batch_size: int | None = None,
-    num_workers: int | None = None,
-    strict: bool = False,
-    device: str = "auto",
-    engine: str = "torch",
     loaded: Sequence[Loaded] | None = None,
+    **options: Unpack[EngineOptions],
 ) -> PredictionSummary:
     """Write one submission row per `*.dcm` in `input_dir` (sorted by name). `engine` is "torch", or "onnx" /
     "int8" for the files `radlab export` wrote (ONNX Runtime, CPU). `loaded` (load_run of each run)
     skips loading, for repeated calls."""
+    batch_size, num_workers, strict, device, engine = engine_options(options)
     run_dirs = expand_members(run_dirs)  # a --folds ensemble counts as its folds
     paths = list_dicom_folder(input_dir)
     loaded = loaded if loaded is not None else [load_run(run, engine) for run in run_dirs]
@@ -162,8 +161,9 @@ def predict_folder(
 
 
 def describe(summary: PredictionSummary) -> str:
-    text = f"{summary.images} images: {summary.boxes} boxes in {summary.with_boxes} images"
-    return text + (f"; {summary.unreadable} unreadable" if summary.unreadable else "")
+    """One human line about a finished prediction."""
+    head = f"{summary.images} images: {summary.boxes} boxes in {summary.with_boxes} images"
+    return summary_line(head, (summary.unreadable, "unreadable"))
 
 
 def load_run(run_dir: str | Path, engine: str = "torch") -> Loaded:
@@ -180,7 +180,7 @@ def load_run(run_dir: str | Path, engine: str = "torch") -> Loaded:
         raise RadlabDataError(run.weights, f"weights do not match {config.model.backbone} (missing {len(missing)})")
     model = model.eval()
     network = engine_model(model, run.root, engine)
-    if network is model:
+    if not isinstance(network, OnnxRuntimeModel):
         return config, model
     size = config.data.image_size
     if network.metadata.get("image_size") != str(size):

@@ -10,6 +10,7 @@ RUN/threshold_sweep.csv.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,10 @@ import torch.nn.functional as F
 from radlab.core.engine.callbacks import read_history, write_history
 from radlab.core.engine.driver import FitContext, Training, fit_recipe
 from radlab.core.engine.loaders import epoch_loader
-from radlab.core.engine.optim import adam_with_plateau
 from radlab.core.engine.recipe import Recipe
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.models import save_weights
-from radlab.tasks.pneumonia.config import PneumoniaConfig
+from radlab.tasks.pneumonia import PneumoniaConfig
 from radlab.tasks.pneumonia.data import DetectionTransform, PneumoniaDataset, collate_detection, fold_ids
 from radlab.tasks.pneumonia.formats import DETECTIONS_FILE, SWEEP_FILE, resolve_data_root
 from radlab.tasks.pneumonia.model import (
@@ -48,8 +48,11 @@ class Found:
 
 
 class PneumoniaRecipe(Recipe[PneumoniaConfig]):
+    """The kept epoch has the best validation mAP; the learning rate follows the validation box loss."""
+
     monitor = "val/map"
     mode = "max"
+    plateau_monitor = "val/box_loss"
 
     def __init__(
         self, config: PneumoniaConfig, run: RunDir, truth: list[np.ndarray], paths: list[str] | None = None
@@ -130,17 +133,6 @@ class PneumoniaRecipe(Recipe[PneumoniaConfig]):
                 self.run.file(SWEEP_FILE), [*rows, {"epoch": epoch, **{f"{t:g}": v for t, v in table.items()}}]
             )
 
-    def configure_optimizers(self) -> dict[str, Any]:
-        optim = self.config.optim
-        return adam_with_plateau(
-            self.parameters(),
-            lr=optim.lr,
-            weight_decay=optim.weight_decay,
-            factor=optim.plateau_factor,
-            patience=optim.plateau_patience,
-            monitor="val/box_loss",
-        )
-
     def export(self, run: RunDir, epoch: int) -> None:
         """Weights, validation metrics and the post-processing (with the chosen threshold) of this epoch."""
         post = self.config.postprocess
@@ -190,17 +182,18 @@ def fit(context: FitContext[PneumoniaConfig]) -> dict[str, Any]:
     if context.primary:
         run.write_json("split.json", {"fold": config.train.fold, "folds": config.train.folds, "valid": valid_ids})
     recipe = PneumoniaRecipe(config, run, valid_set.truth, [str(p) for p in valid_set.paths])
-    loading = {
-        "batch_size": config.train.batch_size,
-        "num_workers": config.data.num_workers,
-        "collate_fn": collate_detection,
-    }
+    loader = partial(
+        epoch_loader,
+        batch_size=config.train.batch_size,
+        num_workers=config.data.num_workers,
+        collate_fn=collate_detection,
+    )
     fit_recipe(
         recipe,
         run,
         config.train,
-        epoch_loader(train_set, shuffle=True, **loading),
-        epoch_loader(valid_set, shuffle=False, **loading),
+        loader(train_set, shuffle=True),
+        loader(valid_set, shuffle=False),
         context.checkpoint,
     )
     return run.read_json("metrics.json")

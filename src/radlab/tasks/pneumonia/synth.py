@@ -11,11 +11,8 @@ submission can be scored. Each patient is drawn from its own seed. `DEMO` is the
 
 from __future__ import annotations
 
-import csv
-import os
 import uuid
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -31,6 +28,7 @@ from pydicom.uid import JPEGBaseline8Bit, SecondaryCaptureImageStorage, generate
 from radlab.core.demo import DemoSpec, Evaluation
 from radlab.core.io.atomic import atomic_path
 from radlab.core.io.dicom import list_dicom_folder
+from radlab.core.io.synthetic import held_out_count, write_csv_rows, write_each
 from radlab.tasks.pneumonia.formats import (
     CLASS_HEADER,
     CLASSES,
@@ -61,38 +59,28 @@ def synthesize_pneumonia(
     workers: int | None = None,
 ) -> dict[str, dict[str, int]]:
     """Write the set into `out`; `size` is the image side (the real images are 1024)."""
-    if patients < 4:
-        raise ValueError("need at least 4 patients")
-    out = Path(out)
-    rng = np.random.default_rng(seed)
-    n_test = max(1, round(patients * test_fraction))
+    n_test = held_out_count(patients, test_fraction, least=4, held_out_least=1, what="patients")
+    out, rng = Path(out), np.random.default_rng(seed)
     plan = []
     for index in range(patients):
         category = index % 3 if index < 3 else int(rng.choice(3, p=_CLASS_SHARE))
         patient_id = str(uuid.UUID(bytes=rng.bytes(16), version=4))
         plan.append(_Patient(patient_id, "test" if index >= patients - n_test else "train", category))
-    seeds = np.random.SeedSequence(seed).spawn(len(plan))
-    workers = workers or min(4, os.cpu_count() or 1)
-    args = ([out] * len(plan), plan, seeds, [size] * len(plan))
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            drawn = list(pool.map(_write_patient, *args, chunksize=8))
-    else:
-        drawn = [_write_patient(*a) for a in zip(*args, strict=True)]
+    drawn = write_each(_write_patient, out, plan, seed, workers, size, chunksize=8)
     summary = {}
     for split, labels_name in (("train", "stage_2_train_labels.csv"), ("test", TEST_TRUTH)):
         chosen = [p for p in drawn if p.split == split]
-        label_rows: list[list[object]] = [LABELS_HEADER]
-        class_rows: list[list[object]] = [CLASS_HEADER]
+        label_rows: list[list[object]] = [list(LABELS_HEADER)]
+        class_rows: list[list[object]] = [list(CLASS_HEADER)]
         for patient in chosen:
             rows = [
                 [patient.patient_id, f"{x:.1f}", f"{y:.1f}", f"{w:.1f}", f"{h:.1f}", 1] for x, y, w, h in patient.boxes
             ]
             label_rows += rows or [[patient.patient_id, "", "", "", "", 0]]
             class_rows += [[patient.patient_id, CLASSES[patient.category]]] * max(1, len(rows))
-        _write_csv(out / labels_name, label_rows)
+        write_csv_rows(out / labels_name, label_rows)
         if split == "train":
-            _write_csv(out / "stage_2_detailed_class_info.csv", class_rows)
+            write_csv_rows(out / "stage_2_detailed_class_info.csv", class_rows)
         summary[split] = {
             "patients": len(chosen),
             "opacity": sum(p.category == 2 for p in chosen),
@@ -212,38 +200,34 @@ def write_jpeg_dicom(path: Path, pixels: np.ndarray, patient_id: str, rng: np.ra
         ds.save_as(tmp, enforce_file_format=True)
 
 
-def _write_csv(path: Path, rows: list[list[object]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle, lineterminator="\n").writerows(rows)
+class PneumoniaDemo(DemoSpec):
+    what = "400 patients"
+    output_name = "submission.csv"
+    reference = "top private leaderboard about 0.25"
+
+    def synth(self, data: Path, seed: int, patients: int = 400, size: int = 256, **options: Any) -> str:
+        counts = synthesize_pneumonia(data, patients=patients, seed=seed, size=size, **options)
+        return f"train {counts['train']}, test {counts['test']}"
+
+    def predict_args(self, data: Path, run: Path, output: Path) -> list[str]:
+        return [str(data / TEST_IMAGES), str(output)]
+
+    def inputs(self, data: Path) -> list[Path]:
+        return list_dicom_folder(data / TEST_IMAGES)
+
+    def evaluate(self, data: Path, output: Path, metrics: dict[str, Any]) -> Evaluation:
+        from radlab.tasks.pneumonia.evaluate import evaluate_files, results_table
+
+        scores = evaluate_files(data / TEST_TRUTH, output)
+        return Evaluation(scores, results_table(metrics, scores), {"validation": metrics, "test": scores})
+
+    def scores(self, output: Path) -> np.ndarray:
+        """Per patient (sorted), the most confident box's score (0 for an image with no box)."""
+        predictions = read_submission(output)
+        return np.array([predictions[patient].scores.max(initial=0.0) for patient in sorted(predictions)])
+
+    def explain_input(self, data: Path) -> Path:
+        return list_dicom_folder(data / TEST_IMAGES)[0]
 
 
-def _demo_synth(data: Path, seed: int, patients: int = 400, size: int = 256, **options: Any) -> str:
-    counts = synthesize_pneumonia(data, patients=patients, seed=seed, size=size, **options)
-    return f"train {counts['train']}, test {counts['test']}"
-
-
-def _demo_evaluate(data: Path, output: Path, metrics: dict[str, Any]) -> Evaluation:
-    from radlab.tasks.pneumonia.evaluate import evaluate_files, results_table
-
-    scores = evaluate_files(data / TEST_TRUTH, output)
-    return Evaluation(scores, results_table(metrics, scores), {"validation": metrics, "test": scores})
-
-
-def _top_scores(output: Path) -> np.ndarray:
-    """Per patient (sorted), the most confident box's score (0 for an image with no box)."""
-    predictions = read_submission(output)
-    return np.array([predictions[patient].scores.max(initial=0.0) for patient in sorted(predictions)])
-
-
-DEMO = DemoSpec(
-    what="400 patients",
-    synth=_demo_synth,
-    predict_args=lambda data, run, output: [str(data / TEST_IMAGES), str(output)],
-    inputs=lambda data: list_dicom_folder(data / TEST_IMAGES),
-    evaluate=_demo_evaluate,
-    scores=_top_scores,
-    explain_input=lambda data: list_dicom_folder(data / TEST_IMAGES)[0],
-    output_name="submission.csv",
-    reference="top private leaderboard about 0.25",
-)
+DEMO = PneumoniaDemo()

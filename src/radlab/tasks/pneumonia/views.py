@@ -113,7 +113,7 @@ class PneumoniaExplainer:
         picture = pixels
         if truth is not None and len(truth):
             picture = draw_boxes(picture, xywh_to_xyxy(np.asarray(truth).reshape(-1, 4)), colour=TRUE)
-        picture = draw_boxes(picture, xywh_to_xyxy(boxes), scores, colour=PREDICTED)
+        picture = draw_boxes(picture, xywh_to_xyxy(boxes), scores.tolist(), colour=PREDICTED)
         caption = f"{len(boxes)} predicted box(es) in red" + (
             f", {len(truth)} true in green" if truth is not None else ""
         )
