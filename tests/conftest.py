@@ -234,3 +234,40 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
         timeout=timeout,
         env={**os.environ, "COLUMNS": "200"},
     )
+
+
+def run_radlab(*args: str) -> subprocess.CompletedProcess[str]:
+    """`radlab ARGS` in this process (no interpreter start-up), with run_cli's result: the exit code main()
+    gives, and what it printed. For checks that end before, or soon after, any heavy work."""
+    import contextlib
+    import io
+    import signal
+
+    from radlab.cli import main
+
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    handler, argv = signal.getsignal(signal.SIGTERM), sys.argv
+    sys.argv = ["radlab", *map(str, args)]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    finally:
+        sys.argv = argv
+        signal.signal(signal.SIGTERM, handler)
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
+def retrain_weights(weights: Path, change: Any) -> None:
+    """Rewrite a safetensors file as a training would leave it: the same names and metadata, `change` applied
+    to its first floating-point tensor."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(weights), "pt") as handle:
+        metadata = handle.metadata()
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
+    first = next(key for key, tensor in tensors.items() if tensor.is_floating_point() and tensor.ndim >= 1)
+    tensors[first] = change(tensors[first])
+    save_file(tensors, str(weights), metadata=metadata)

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from radlab.core.task import get_task, task_names
-from tests.conftest import TINY, run_cli, tiny_sets
+from tests.conftest import TINY, retrain_weights, run_cli, run_radlab, tiny_sets
 
 TASKS = task_names()
 SPEC_KEYS = {
@@ -42,9 +42,12 @@ def demo(name: str):
 
 
 def predict(name: str, data: Path, runs: list[Path], output: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    """`radlab NAME predict` on the task's demo input, with every run in `runs` as a --model."""
+    """`radlab NAME predict` on the task's demo input, with every run in `runs` as a --model (in this process:
+    the kill and signal tests are the ones that need a process of their own)."""
     models = [arg for run in runs for arg in ("--model", str(run))]
-    return run_cli(name, "predict", *demo(name).predict_args(data, runs[0], output), *models, "--workers", "0", *extra)
+    return run_radlab(
+        name, "predict", *demo(name).predict_args(data, runs[0], output), *models, "--workers", "0", *extra
+    )
 
 
 def test_the_toy_task_comes_from_outside_radlab():
@@ -132,11 +135,47 @@ def test_resume_after_kill_9_during_training_continues_from_the_last_checkpoint(
     killed_at = load_checkpoint_file(stage / "checkpoints" / "last.safetensors")["epoch"]
 
     extra = ["--set", f"train.max_epochs={killed_at + 3}", "--set", "train.progress=lines"]
-    result = run_cli(*args[:-2], "--resume", *extra)
+    result = run_radlab(*args[:-2], "--resume", *extra)
     assert result.returncode == 0, result.stderr
     epochs = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]
     assert epochs[0].startswith(f"epoch {killed_at + 2}/{killed_at + 3}")  # resumed, not restarted
     assert load_checkpoint_file(stage / "checkpoints" / "last.safetensors")["epoch"] == killed_at + 2
+    _every_file_parses(run)
+
+
+def _first_checkpoint(run: Path) -> bool:
+    return any(run.rglob("checkpoints/last.safetensors"))
+
+
+SIGNALS = [(name, signal.SIGTERM) for name in TASKS] + [("toy", signal.SIGINT)]
+
+
+@pytest.mark.parametrize(("name", "signum"), SIGNALS, ids=[f"{n}-{s.name}" for n, s in SIGNALS])
+def test_a_signal_during_training_exits_128_plus_its_number_with_one_line(name, signum, tiny, tmp_path):
+    """Finding 4: SIGTERM (pre-emption, `timeout`) exited 0 with no message, as if training had finished, and
+    ICH skipped its later stages; SIGINT exited 1, the code of a data error."""
+    run = tmp_path / "run"
+    args = [name, "train", "--data-root", tiny.data(name), "--out", run, "--config", "cpu-small"]
+    long = tiny_sets(name, "train.max_epochs=100000", "train.early_stopping_patience=null")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "radlab", *map(str, args + long)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background job inherits SIG_IGN
+    )
+    try:
+        _wait_for(lambda: _first_checkpoint(run) or process.poll() is not None)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 128 + signum, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f"interrupted ({signum.name}) at epoch ") and "--resume" in last, stderr
+    assert "Traceback" not in stderr and not (run / "embeddings").exists()  # ICH: no later stage ran
     _every_file_parses(run)
 
 
@@ -218,7 +257,7 @@ def test_a_malicious_pickle_as_weights_is_refused_and_never_executed(name, tiny,
     marker = tmp_path / "executed"
     weights = tmp_path / "weights.pth"
     weights.write_bytes(pickle.dumps({"conv.weight": _Marker(str(marker))}))
-    result = run_cli(
+    result = run_radlab(
         name, "train", "--data-root", tiny.data(name), "--out", tmp_path / "run", "--config", "cpu-small",
         *tiny_sets(name, f"model.weights_file={weights}", "model.pretrained=true"),
     )  # fmt: skip
@@ -235,7 +274,7 @@ def test_the_exported_engines_agree_with_torch(name, tiny, tmp_path):
     missing = predict(name, data, [run], tmp_path / "none.csv", "--engine", "onnx")
     assert missing.returncode == 1 and "radlab export" in missing.stderr and "Traceback" not in missing.stderr
     assert not (tmp_path / "none.csv").exists()
-    exported = run_cli("export", run, "--int8", "--calibration", "8")
+    exported = run_radlab("export", run, "--int8", "--calibration", "8")
     assert exported.returncode == 0, exported.stderr
     report = json.loads((run / "export.json").read_text())
     metric = get_task(name).export.get().metric
@@ -251,6 +290,14 @@ def test_the_exported_engines_agree_with_torch(name, tiny, tmp_path):
         outputs[engine] = np.asarray(demo(name).scores(tmp_path / f"{engine}.csv"), dtype=float)
     assert outputs["onnx"].shape == outputs["torch"].shape
     assert np.abs(outputs["onnx"] - outputs["torch"]).max() < 1e-3
+
+    # finding 6: retrained after the export, the old ONNX model was used silently
+    for exported_from in [p.parent / "model.safetensors" for p in run.rglob("model.onnx")]:
+        retrain_weights(exported_from, lambda t: t + 0.01)
+    stale = run_radlab(
+        name, "predict", *_predict_args_with_output(name, data, run, tmp_path / "s.csv"), "--engine", "onnx"
+    )
+    assert stale.returncode == 1 and "run `radlab export` again" in stale.stderr and not (tmp_path / "s.csv").exists()
 
 
 @pytest.mark.parametrize("name", TASKS)
@@ -294,17 +341,23 @@ def test_bench_infer_prints_the_spec_keys_and_both_sides_agree(name, tiny):
 
 
 @pytest.mark.parametrize("name", TASKS)
-def test_the_report_renders_into_one_self_contained_file(name, tiny, tmp_path):
-    result = run_cli("report", tiny.run(name), "--out", tmp_path / "r.html")
+def test_the_report_renders_into_one_self_contained_file_even_with_damaged_metrics(name, tiny, tmp_path):
+    """Finding 23: a corrupt metrics.json made `radlab report` raise a JSONDecodeError traceback; now it warns
+    and leaves the scores out."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny.run(name), run)
+    (run / "metrics.json").write_text('{"epoch": 2, "auc')
+    result = run_radlab("report", run, "--out", tmp_path / "out" / "r.html")
     assert result.returncode == 0, result.stderr
-    page = (tmp_path / "r.html").read_text()
+    assert "metrics.json: not valid JSON" in result.stderr and "Traceback" not in result.stderr
+    page = (tmp_path / "out" / "r.html").read_text()
     assert page.count("data:image/png;base64,") >= 1 and "http://" not in page and "https://" not in page
-    assert "<h2 id=" in page and sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]
+    assert "<h2 id=" in page and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["r.html"]
 
 
 def _original_size(path: Path) -> tuple[int, int]:
     """(height, width) of an input as `radlab inspect` reads it."""
-    result = run_cli("inspect", path)
+    result = run_radlab("inspect", path)
     entry = json.loads(result.stdout)
     if entry["kind"] == "volume":
         return tuple(entry["shape"][-2:])
@@ -316,7 +369,7 @@ def test_explain_pictures_have_the_inputs_size(name, tiny, tmp_path):
     from PIL import Image
 
     source = demo(name).explain_input(tiny.data(name))
-    result = run_cli("explain", name, source, "--model", tiny.run(name), "--out", tmp_path / "x")
+    result = run_radlab("explain", name, source, "--model", tiny.run(name), "--out", tmp_path / "x")
     assert result.returncode == 0, result.stderr
     index = json.loads((tmp_path / "x" / "explanations.json").read_text())
     assert index
@@ -324,3 +377,52 @@ def test_explain_pictures_have_the_inputs_size(name, tiny, tmp_path):
     for entry in index:
         with Image.open(tmp_path / "x" / entry["file"]) as picture:
             assert picture.size == (width, height), entry
+
+
+def _predict_args_with_output(name: str, data: Path, run: Path, output: Path) -> list[str]:
+    return [*demo(name).predict_args(data, run, output), "--model", str(run), "--workers", "0"]
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_an_output_that_would_destroy_an_input_or_the_model_is_refused_before_any_work(name, tiny, tmp_path):
+    """Finding 2: an OUTPUT equal to the input CSV, or to the run's weights or config.yaml, replaced it (exit 0)."""
+    data, run = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(tiny.data(name), data, symlinks=True)
+    shutil.copytree(tiny.run(name), run)
+    given = Path(demo(name).predict_args(data, run, tmp_path / "x.csv")[0])
+    victims = [given if given.is_file() else demo(name).inputs(data)[0], run / "config.yaml"]
+    victims += sorted(p for p in run.rglob("*.safetensors") if p.parent.name != "checkpoints")[:1]
+    for victim in victims:
+        before = victim.read_bytes()
+        result = run_radlab(name, "predict", *_predict_args_with_output(name, data, run, victim))
+        assert result.returncode == 2, (victim, result.stderr)
+        assert "elsewhere" in result.stderr and victim.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_when_no_input_at_all_can_be_read_predict_exits_1_and_writes_nothing(name, tiny, tmp_path):
+    """Finding 20: every input unreadable (a forgotten --data-root) gave a complete-looking file and exit 0."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny.data(name), data, symlinks=True)
+    for path in demo(name).inputs(data):
+        path.write_bytes(b"\x00 not an image " * 8)
+    output = tmp_path / "out.csv"
+    result = run_radlab(name, "predict", *_predict_args_with_output(name, data, tiny.run(name), output))
+    assert result.returncode == 1 and "could be read; nothing written" in result.stderr
+    assert not output.exists() and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_weights_of_the_wrong_shape_are_one_line(name, tiny, tmp_path):
+    """Finding 10: a tensor whose shape differs from the model's gave a RuntimeError traceback."""
+    import torch
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny.run(name), run)
+    every = [p for p in run.rglob("*.safetensors") if p.parent.name != "checkpoints"]
+    for weights in every:  # whichever of them predict loads first
+        retrain_weights(weights, lambda t: torch.zeros((t.shape[0] + 1, *t.shape[1:]), dtype=t.dtype))
+    result = run_radlab(name, "predict", *_predict_args_with_output(name, tiny.data(name), run, tmp_path / "o.csv"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
+    assert any(f"{w}: weights do not fit" in result.stderr for w in every) and "shape" in result.stderr

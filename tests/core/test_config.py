@@ -87,3 +87,38 @@ def test_unknown_key_in_yaml_file(tmp_path: Path):
     path.write_text("model:\n  backbon: resnet18\n")
     with pytest.raises(RadlabConfigError, match=r"unknown key 'model\.backbon'"):
         load_mura_config(str(path))
+
+
+BOMB = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"a{k}: &a{k} [{', '.join([f'*a{k - 1}'] * 10)}]\n" for k in range(1, 9)
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        (BOMB + "model:\n  backbone: *a8\n", "file"),  # finding 22: 73 s, then a MemoryError traceback
+        ("base: cpu-small\nx: &one 3\ntrain:\n  max_epochs: *one\n", "file"),
+    ],
+)
+def test_yaml_aliases_are_refused_at_once(tmp_path: Path, text, where):
+    import time
+
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    started = time.monotonic()
+    with pytest.raises(RadlabConfigError, match="aliases"):
+        load_mura_config(str(path))
+    assert time.monotonic() - started < 5
+
+
+def test_an_alias_in_a_set_value_is_kept_as_text_not_expanded():
+    from radlab.core.config import parse_value
+
+    assert parse_value("[*a, *a]") == "[*a, *a]"
+
+
+def test_a_huge_bad_value_is_reported_in_one_short_line():
+    with pytest.raises(RadlabConfigError) as caught:
+        load_mura_config("cpu-small", ["model.backbone=[" + ", ".join(["1"] * 100_000) + "]"])
+    assert "model.backbone" in str(caught.value) and len(str(caught.value)) < 400

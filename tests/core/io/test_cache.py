@@ -160,3 +160,75 @@ def test_what_a_decoder_returns_beside_the_array_comes_back_per_path(tmp_path):
     reopened = PreprocessCache(tmp_path / "cache", decode.params, decode.shape)
     reopened.ensure(list(reversed(paths)), decode)
     assert decode.calls == [] and reopened.meta == list(reversed(expected))  # read from the index, in order
+
+
+def test_a_rewrite_that_keeps_size_and_mtime_still_misses(tmp_path):
+    """Finding 15: `cat B > A; touch -r` (cp -p, rsync -t) used to serve A's old pixels."""
+    rng = np.random.default_rng(5)
+    a, b = tmp_path / "a.bmp", tmp_path / "b.bmp"  # uncompressed: same shape, same file size
+    for path in (a, b):
+        Image.fromarray(rng.integers(0, 256, (30, 40), dtype=np.uint8)).save(path)
+    assert a.stat().st_size == b.stat().st_size
+    decode = CountingDecode(16)
+    PreprocessCache(tmp_path / "cache", decode.params, decode.shape).ensure([a], decode)
+    before = a.stat()
+    a.write_bytes(b.read_bytes())
+    os.utime(a, ns=(before.st_atime_ns, before.st_mtime_ns))
+    decode.calls.clear()
+    cache = PreprocessCache(tmp_path / "cache", decode.params, decode.shape)
+    slots, _ = cache.ensure([a], decode)
+    assert decode.calls == ["a.bmp"]
+    np.testing.assert_array_equal(cache.array(int(slots[0])), ResizedImage(16)(str(b)))
+
+
+def test_a_fifo_among_the_inputs_is_an_error_for_that_file_not_a_hang(tmp_path):
+    paths = _images(tmp_path, 2)
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    decode = CountingDecode(16)
+    slots, errors = PreprocessCache(tmp_path / "cache", decode.params, decode.shape).ensure([*paths, fifo], decode)
+    assert list(slots[:2]) == [0, 1] and slots[2] == -1 and "not a regular file (a FIFO)" in errors[2]
+
+
+SHARED_CACHE_WORKER = """
+import sys
+from radlab.core.io.cache import PreprocessCache, ResizedImage
+listing, cache_dir, start, stop = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+paths = open(listing).read().split()[start:stop]
+decode = ResizedImage(64)
+cache = PreprocessCache(cache_dir, decode.params, decode.shape)
+for _ in range(3):
+    slots, errors = cache.ensure(paths, decode)
+    assert (slots >= 0).all() and not any(errors), errors
+    assert all(cache.array(int(s)).shape == (64, 64, 1) for s in slots)
+"""
+
+
+def test_processes_sharing_a_cache_extend_it_without_deleting_each_others_store(tmp_path):
+    """Finding 3: each writer deleted every data file but its own, so a concurrent reader (a DDP rank, a second
+    predict) died with FileNotFoundError. Four processes that each add their own files and read them back."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(2)
+    paths = []
+    for k in range(160):
+        path = tmp_path / f"n{k}.png"
+        Image.fromarray(rng.integers(0, 256, (96, 96), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    listing = tmp_path / "paths.txt"
+    listing.write_text("\n".join(paths))
+    script = tmp_path / "worker.py"
+    script.write_text(SHARED_CACHE_WORKER)
+    ranges = [(0, 160), (0, 80), (40, 120), (80, 160)]
+    workers = [
+        subprocess.Popen([sys.executable, str(script), str(listing), str(tmp_path / "cache"), str(a), str(b)],
+                         stderr=subprocess.PIPE, text=True)
+        for a, b in ranges
+    ]  # fmt: skip
+    failures = [w.stderr.read() for w in workers if w.wait() != 0]
+    assert not failures, failures[0]
+    decode = ResizedImage(64)
+    cache = PreprocessCache(tmp_path / "cache", decode.params, decode.shape)
+    slots, _ = cache.ensure(paths, decode)
+    np.testing.assert_array_equal(cache.array(int(slots[7])), decode(paths[7]))

@@ -137,3 +137,22 @@ def test_every_bundled_file_decodes_or_is_refused_with_a_reason():
             assert image.dtype == np.uint8 and image.ndim == 2
             decoded += 1
     assert decoded >= 85 and decoded + refused == len(get_testdata_files())
+
+
+@pytest.mark.parametrize(
+    ("tag", "written"),
+    [("RescaleSlope", b"abc     "), ("RescaleSlope", b"nan     "), ("RescaleIntercept", b"inf     ")],
+)
+def test_a_rescale_that_is_not_a_finite_number_is_a_data_error_naming_the_file(tmp_path, tag, written):
+    """Finding 8: `abc` crashed the ICH loader (a traceback, no output); NaN and inf gave all-black or all-white
+    images that were predicted as ordinary slices. Made as the finding made them: a valid value, byte-replaced."""
+    from radlab.core.transforms.windowing import hounsfield
+
+    tags = {"RescaleSlope": "1", "RescaleIntercept": "-1024", tag: "7.777777"}
+    path = _write(tmp_path, np.full((8, 8), 1000, np.uint16), **tags)
+    path.write_bytes(path.read_bytes().replace(b"7.777777", written))
+    with pytest.raises(RadlabDataError, match=rf"x\.dcm: {tag} is not a finite number"):
+        read_dicom_image(path)
+    ds, stored = read_dicom(path)
+    with pytest.raises(RadlabDataError, match=rf"x\.dcm: {tag} is not a finite number"):
+        hounsfield(ds, stored)

@@ -60,3 +60,41 @@ def test_truncated_files_are_data_errors(tmp_path, keep):
     path.write_bytes(path.read_bytes()[:keep])
     with pytest.raises(RadlabDataError, match=r"v\.npy"):
         read_volume(path)
+
+
+def _sparse(tmp_path, shape):
+    """A volume that declares `shape` (2 GB for MRNet's finding) in a sparse file: no disk, no memory."""
+    path = tmp_path / "sparse.npy"
+    with open(path, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, {"descr": "|u1", "fortran_order": False, "shape": shape})
+        handle.truncate(handle.tell() + int(np.prod(shape)))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("shape", "max_shape", "reason"),
+    [
+        ((8000, 512, 512), None, "implausible shape"),  # 2 GB: passed the old 2**31 voxel bound
+        ((300, 64, 64), (256, 1024, 1024), r"at most 256 x 1024 x 1024"),
+        ((8, 2048, 64), (256, 1024, 1024), "implausible shape"),
+    ],
+)
+def test_implausible_shapes_are_refused_before_any_read(tmp_path, shape, max_shape, reason):
+    """Finding 12: the sparse 2 GB volume used to be read, then copied to float32 (18 GB)."""
+    with pytest.raises(RadlabDataError, match=reason):
+        read_volume(_sparse(tmp_path, shape), max_shape=max_shape)
+
+
+def test_a_volume_within_the_bounds_is_read(tmp_path):
+    assert read_volume(_sparse(tmp_path, (4, 8, 8)), max_shape=(256, 1024, 1024)).shape == (4, 8, 8)
+
+
+def test_running_out_of_memory_is_a_data_error_naming_the_file(tmp_path, monkeypatch):
+    path = _save(tmp_path, np.ones((2, 4, 4), np.uint8))
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(np, "array", no_memory)
+    with pytest.raises(RadlabDataError, match=r"v\.npy: not enough memory"):
+        read_volume(path)

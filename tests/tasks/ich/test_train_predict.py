@@ -1,10 +1,13 @@
 import json
+from pathlib import Path
+
+import pytest
 
 from radlab.core.engine.driver import train
 from radlab.core.task import get_task
 from radlab.tasks.ich.formats import SUBTYPES, TEST_IMAGES, read_submission
 from radlab.tasks.ich.synth import TEST_TRUTH
-from tests.conftest import run_cli
+from tests.conftest import retrain_weights, run_cli
 
 
 def test_run_directory_and_both_validation_scores(tiny_ich_run):
@@ -23,16 +26,61 @@ def test_run_directory_and_both_validation_scores(tiny_ich_run):
     assert not list(tiny_ich_run.rglob("*.pkl")) and not list(tiny_ich_run.rglob("*.pt"))
 
 
-def test_sequence_stage_alone_from_cached_embeddings(tiny_ich, tiny_ich_run, tmp_path):
+def test_sequence_stage_alone_from_cached_embeddings(tiny_ich, tiny_ich_run, tmp_path, capsys):
     import shutil
 
     run = tmp_path / "run"
     shutil.copytree(tiny_ich_run, run)
-    (run / "slice" / "model.safetensors").unlink()  # proves the slice CNN is not needed
+    cached = {p.name: p.read_bytes() for p in (run / "embeddings").iterdir()}
     sets = ["sequence.max_epochs=3", "sequence.keep_epochs=1"]
     metrics = train(get_task("ich"), tiny_ich, run, None, sets, stage="sequence")
     assert metrics["sequence_epochs_averaged"] == 1
     assert sorted(p.name for p in (run / "sequence" / "snapshots").iterdir()) == ["epoch_03.safetensors"]
+    assert {p.name: p.read_bytes() for p in (run / "embeddings").iterdir()} == cached  # not embedded again
+    assert "the cached embeddings match these weights and slices" in capsys.readouterr().err
+
+
+def _reverse_image_blocks(labels_csv: Path) -> None:
+    """The same images and labels, the six rows of each image in reverse image order."""
+    header, *rows = labels_csv.read_text().splitlines()
+    blocks = [rows[k : k + 6] for k in range(0, len(rows), 6)]
+    labels_csv.write_text("\n".join([header, *(row for block in reversed(blocks) for row in block)]) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (lambda data, run: _reverse_image_blocks(data / "stage_2_train.csv"), "made from other slice weights"),
+        (lambda data, run: (run / "embeddings" / "train.npy").write_bytes(b"\x93NUMPY"), "damaged (truncated"),
+        (
+            lambda data, run: retrain_weights(run / "slice" / "model.safetensors", lambda t: t + 0.01),
+            "made from other slice weights",
+        ),
+    ],
+)
+def test_cached_embeddings_that_no_longer_match_are_made_again(tiny_ich, tiny_ich_run, tmp_path, capsys, damage, why):
+    """Finding 7: a reordered label table paired every embedding with another slice's labels (exit 0);
+    finding 23: a truncated embeddings file gave a ValueError traceback."""
+    import shutil
+
+    from radlab.core.engine.run_dir import RunDir
+    from radlab.tasks.ich.data import fold_rows, read_training_table
+    from radlab.tasks.ich.model import cached_embedded, embedding_source
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(tiny_ich, data)
+    shutil.copytree(tiny_ich_run, run)
+    damage(data, run)
+    train(get_task("ich"), data, run, None, ["sequence.max_epochs=1", "sequence.keep_epochs=1"], stage="sequence")
+    warned = capsys.readouterr().err
+    assert f"embeddings/train.json: {why}" in warned and "embedding again" in warned
+    config = get_task("ich").run_config(run)
+    table = read_training_table(data)
+    rows, _ = fold_rows(table, config)
+    paths = [table.infos[i].path for i in rows]
+    source = embedding_source(config, RunDir(run / "slice").weights, paths)
+    embedded, reason = cached_embedded(run / "embeddings", "train", [p.stem for p in paths], source)
+    assert embedded is not None, reason  # the cache now holds what these rows would be embedded as
 
 
 def test_submission_has_six_rows_per_readable_test_image_and_round_trips(tiny_ich_run, tiny_ich, tmp_path):

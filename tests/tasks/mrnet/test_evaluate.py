@@ -48,3 +48,13 @@ def test_cli_json_keys_and_row_count_mismatch(tmp_path):
     result = run_cli("mrnet", "evaluate", tmp_path / "truth.csv", tmp_path / "short.csv")
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "short.csv: has 2 rows but the truth has 3 exams" in result.stderr
+
+
+def test_an_average_over_fewer_than_three_tasks_is_warned(tmp_path, capsys):
+    """Finding 17: `Meniscus_AUROC: null, Average_AUROC: 0.75` was the mean of two tasks, without a word."""
+    (tmp_path / "truth.csv").write_text("1,0,1\n0,1,1\n1,1,1\n0,0,1\n")
+    (tmp_path / "p.csv").write_text("0.9,0.2,0.8\n0.1,0.7,0.1\n0.8,0.1,0.3\n0.2,0.3,0.5\n")
+    scores, _ = evaluate_files(tmp_path / "truth.csv", tmp_path / "p.csv")
+    assert scores["Meniscus_AUROC"] is None and scores["Average_AUROC"] == pytest.approx((1.0 + 0.5) / 2)
+    warned = capsys.readouterr().err
+    assert "Meniscus_AUROC undefined" in warned and "mean of 2 tasks, not of three" in warned

@@ -75,15 +75,33 @@ def test_a_missing_or_corrupt_plane_is_predicted_from_the_others(tiny_mrnet_run,
     assert strict.returncode == 1 and not (tmp_path / "s.csv").exists()
 
 
-def test_an_exam_with_no_usable_plane_gets_the_prevalence(tiny_mrnet_run, tmp_path, capsys):
-    (tmp_path / "in.csv").write_text("nowhere/axial/0001.npy\nnowhere/coronal/0001.npy\nnowhere/sagittal/0001.npy\n")
-    summary = predict_csv(tmp_path / "in.csv", tmp_path / "out.csv", tiny_mrnet_run, tmp_path, num_workers=0)
+def test_an_exam_with_no_usable_plane_gets_the_prevalence(tiny_mrnet_run, tiny_mrnet, valid_ids, tmp_path, capsys):
+    nowhere = "nowhere/axial/0001.npy\nnowhere/coronal/0001.npy\nnowhere/sagittal/0001.npy\n"
+    (tmp_path / "in.csv").write_text(_paths(valid_ids[:1], [PLANES]) + nowhere)
+    summary = predict_csv(tmp_path / "in.csv", tmp_path / "out.csv", tiny_mrnet_run, tiny_mrnet, num_workers=0)
     assert summary.fallback_exams == ["nowhere/*/0001.npy"]
     fusion_prevalence = json.loads((tiny_mrnet_run / "fusion.json").read_text())["prevalence"]
-    assert read_predictions(tmp_path / "out.csv")[0].tolist() == pytest.approx(
+    assert read_predictions(tmp_path / "out.csv")[1].tolist() == pytest.approx(
         list(fusion_prevalence.values()), abs=1e-6
     )
     assert "no usable plane" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "sagittal",
+    [
+        "./MRNet-v1.0/valid/sagittal/{}.npy",
+        "MRNet-v1.0//valid/sagittal/{}.npy",
+        "MRNet-v1.0/x/../valid/sagittal/{}.npy",
+    ],
+)
+def test_two_spellings_of_one_folder_are_one_exam(tiny_mrnet_run, tiny_mrnet, valid_ids, tmp_path, sagittal):
+    """Finding 27: `./MRNet-v1.0/valid/...` made a separate exam, and every later row shifted."""
+    exam = valid_ids[0]
+    rows = [f"MRNet-v1.0/valid/axial/{exam}.npy", f"MRNet-v1.0/valid/coronal/{exam}.npy", sagittal.format(exam)]
+    (tmp_path / "in.csv").write_text("\n".join(rows) + "\n")
+    summary = predict_csv(tmp_path / "in.csv", tmp_path / "out.csv", tiny_mrnet_run, tiny_mrnet, num_workers=0)
+    assert summary.exams == 1 and len(read_predictions(tmp_path / "out.csv")) == 1
 
 
 def test_codalab_bundle(tiny_mrnet_run, tiny_mrnet, valid_ids, tmp_path):

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
+from radlab.core.errors import RadlabDataError
 from radlab.tasks.mura.evaluate import evaluate_files
 from tests.conftest import run_cli
 
@@ -136,3 +137,14 @@ def test_cli_unknown_study_or_malformed_file_exits_1_with_one_line(tmp_path, pre
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and message in result.stderr and "bad.csv" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_study_listed_twice_in_probs_is_an_error_naming_the_line(tmp_path):
+    """Finding 28: the last probability silently won."""
+    truth, pred, prob = random_files(tmp_path, 2)
+    lines = prob.read_text().splitlines()
+    prob.write_text("\n".join([*lines, lines[0].split(",")[0] + ",0.123456"]) + "\n")
+    with pytest.raises(
+        RadlabDataError, match=rf"prob\.csv:{len(lines) + 1}: study .* listed twice \(first on line 1\)"
+    ):
+        evaluate_files(truth, pred, prob)

@@ -206,3 +206,32 @@ def test_a_path_outside_the_data_root_is_refused_unless_allowed(tiny_mura, tiny_
         "--allow-outside-root", "--workers", "0",
     )  # fmt: skip
     assert allowed.returncode == 0, allowed.stderr
+
+
+def test_two_predicts_sharing_one_cache_both_succeed(tiny_run, tiny_mura, tmp_path):
+    """Finding 3: a predict that extended a shared cache deleted the store another predict was reading
+    (FileNotFoundError). Two at once, on overlapping inputs, give what an uncached predict gives."""
+    import subprocess
+    import sys
+
+    from radlab.tasks.mura.formats import split_csvs
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("cache_dir: null", f"cache_dir: {tmp_path / 'cache'}"))
+    inputs = [split_csvs(tiny_mura, "train")[0], split_csvs(tiny_mura, "valid")[0]]
+    outputs = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    predicts = [
+        subprocess.Popen(
+            [sys.executable, "-m", "radlab", "mura", "predict", str(given), str(out), "--model", str(run),
+             "--data-root", str(tiny_mura), "--workers", "0"],
+            stderr=subprocess.PIPE, text=True,
+        )
+        for given, out in zip(inputs, outputs, strict=True)
+    ]  # fmt: skip
+    errors = [p.stderr.read() for p in predicts]
+    assert [p.wait() for p in predicts] == [0, 0], errors
+    for given, out in zip(inputs, outputs, strict=True):
+        predict_csv(given, tmp_path / "plain.csv", tiny_run, tiny_mura, num_workers=0)
+        assert out.read_text() == (tmp_path / "plain.csv").read_text()

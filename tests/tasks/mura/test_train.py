@@ -130,21 +130,26 @@ main()
 """
 
 
-def test_ddp_on_the_cpu_with_two_processes_writes_one_run_directory(tiny_mura, tmp_path):
-    """`--accelerator cpu --devices 2 --strategy ddp`: Lightning starts a second process (gloo). The ranks train
-    on disjoint shards of the training images, and the run directory is rank 0's alone."""
-    run = tmp_path / "run"
-    script = tmp_path / "traced_radlab.py"  # radlab's CLI with training batches traced; Lightning re-runs it per rank
+def test_torchrun_ddp_on_the_cpu_with_a_shared_cache_writes_one_run_directory(tiny_mura, tmp_path):
+    """`torchrun --standalone --nproc-per-node 2 ... --devices 2 --strategy ddp --set data.cache_dir=DIR`: two
+    processes (gloo) share one preprocessing cache (finding 3: each rank deleted the other's store, and this
+    always crashed), train on disjoint shards of the training images, and the run directory is rank 0's alone.
+    (Lightning-started DDP, `--devices 2` without torchrun, trains conftest's fold ensembles.)"""
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    script = tmp_path / "traced_radlab.py"  # radlab's CLI with training batches traced; torchrun runs it per rank
     script.write_text(TRACE_TRAINING_INDICES)
     images = len(MuraDataset(tiny_mura, "train").paths)
     shard = -(-images // 2)  # one batch per rank: none dropped, so each rank's whole shard is seen
     result = subprocess.run(
-        [sys.executable, str(script), "mura", "train", "--data-root", str(tiny_mura), "--out", str(run),
-         "--config", "cpu-small", *_sets("train.max_epochs=1", f"train.batch_size={shard}"),
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script),
+         "mura", "train", "--data-root", str(tiny_mura), "--out", str(run), "--config", "cpu-small",
+         *_sets("train.max_epochs=1", f"train.batch_size={shard}", f"data.cache_dir={cache}"),
          "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"],
         capture_output=True, text=True, timeout=600, env={**os.environ, "TRACE_DIR": str(tmp_path)},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    stores = list(cache.glob("prep-*"))
+    assert len(stores) == 1 and len(list(stores[0].glob("data-*.npy"))) == 1
     seen = []
     for rank in (0, 1):
         lines = (tmp_path / f"rank{rank}.jsonl").read_text().splitlines()

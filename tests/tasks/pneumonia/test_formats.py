@@ -81,6 +81,12 @@ def test_submission_exact_format_and_round_trip(tmp_path):
         ("patientId,PredictionString\na,0.5 1 2 3\n", "not groups of 5"),
         ("patientId,PredictionString\na,0.5 1 2 3 x\n", "non-number"),
         ("patientId,PredictionString\na,\na,\n", "appears twice"),
+        # finding 26: these were scored, a NaN confidence as a valid box (mAP 1.0)
+        ("patientId,PredictionString\na,nan 1 2 3 4\n", "NaN or infinity"),
+        ("patientId,PredictionString\na,inf 1 2 3 4\n", "NaN or infinity"),
+        ("patientId,PredictionString\na,0.5 nan 2 3 4\n", "NaN or infinity"),
+        ("patientId,PredictionString\na,0.5 1 2 inf 4\n", "NaN or infinity"),
+        ("patientId,PredictionString\na,-0.5 1 2 3 4\n", "negative confidence"),
     ],
 )
 def test_bad_submissions(tmp_path, body, message):

@@ -2,8 +2,10 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 
 from radlab.core.engine.run_dir import RunDir
+from radlab.core.errors import RadlabDataError
 from radlab.tasks.pneumonia.formats import SUBMISSION_HEADER, TEST_IMAGES, read_submission
 from radlab.tasks.pneumonia.predict import predict_folder
 from radlab.tasks.pneumonia.synth import TEST_TRUTH
@@ -94,3 +96,37 @@ def test_predict_through_the_cache_writes_the_same_submission(tiny_pneumonia_run
         predict_folder(tiny_pneumonia / TEST_IMAGES, tmp_path / name, [runs["cached"]], threshold=0.0)
         assert (tmp_path / name).read_text() == (tmp_path / "plain.csv").read_text()
     assert len(list((tmp_path / "cache").rglob("data-*.npy"))) == 1
+
+
+POSTPROCESS_EDITS = {
+    "missing relative_prune": lambda p: p.pop("relative_prune"),
+    "a word for the threshold": lambda p: p.update(score_threshold="high"),
+    "NaN threshold": lambda p: p.update(score_threshold=float("nan")),
+    "threshold above 1": lambda p: p.update(score_threshold=1.5),
+}
+
+
+@pytest.mark.parametrize("edit", POSTPROCESS_EDITS.values(), ids=POSTPROCESS_EDITS.keys())
+def test_a_damaged_postprocess_file_is_one_line_naming_it(tiny_pneumonia_run, tiny_pneumonia, tmp_path, edit):
+    """Finding 9: a missing key or a string gave a traceback; a NaN threshold silently gave no boxes."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_pneumonia_run, run)
+    post = json.loads((run / "postprocess.json").read_text())
+    edit(post)
+    (run / "postprocess.json").write_text(json.dumps(post))
+    with pytest.raises(RadlabDataError, match=r"postprocess\.json: "):
+        predict_folder(tiny_pneumonia / TEST_IMAGES, tmp_path / "out.csv", [run])
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_upper_case_suffixes_and_subfolders_are_predicted(tiny_pneumonia_run, tiny_pneumonia, tmp_path):
+    """Finding 21: `X.DCM` files and subfolders were skipped silently."""
+    folder = tmp_path / "in"
+    paths = sorted((tiny_pneumonia / TEST_IMAGES).glob("*.dcm"))
+    for k, path in enumerate(paths):
+        target = folder / (f"site{k % 2}" if k % 3 else "") / (path.stem + (".DCM" if k % 2 else ".dcm"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    summary = predict_folder(folder, tmp_path / "out.csv", [tiny_pneumonia_run], threshold=0.0)
+    assert summary.images == len(paths)
+    assert sorted(read_submission(tmp_path / "out.csv")) == sorted(p.stem for p in paths)
