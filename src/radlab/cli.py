@@ -10,7 +10,9 @@ Exit codes (shared/spec/cli.md): 0 success, 2 usage error, 1 data error with a o
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -20,7 +22,7 @@ import typer
 
 from radlab.core.commands import codalab_command, predict_command, synth_command, train_command
 from radlab.core.console import info
-from radlab.core.errors import RadlabConfigError, RadlabDataError, RadlabError
+from radlab.core.errors import Interrupted, RadlabConfigError, RadlabDataError, RadlabError
 from radlab.core.task import Task, get_task, task_names, task_of_run, tasks
 
 DEMO_MARKER = ".radlab-demo"
@@ -254,16 +256,38 @@ def prepare_demo_folder(out: Path, task: str) -> Path:
     return target
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (a scheduler's pre-emption, `timeout`, `kill`) stops this process like Ctrl-C, with a line and
+    exit 143; a loader process forked from it ends quietly instead."""
+    if os.getpid() != _MAIN_PID:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    raise Interrupted(signal.SIGTERM)
+
+
+_MAIN_PID = os.getpid()
+
+
 def main() -> None:
-    """Console entry point: runs the app, turning radlab's errors into one line and an exit code."""
+    """Console entry point: runs the app, turning radlab's errors (and a file that cannot be read or written)
+    into one line and an exit code; SIGTERM and SIGINT into exit 143 and 130."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     with warnings.catch_warnings():
         for pattern in _NOISE:
             warnings.filterwarnings("ignore", message=pattern)
         try:
             app()
+        except Interrupted as exc:
+            print(str(exc), file=sys.stderr)
+            sys.exit(exc.exit_code)
         except RadlabError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(exc.exit_code)
+        except OSError as exc:  # the file system said no: a full disk, a read-only folder, a folder for a file
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+            sys.exit(1)
         except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
+            print(str(Interrupted(signal.SIGINT)), file=sys.stderr)
             sys.exit(130)

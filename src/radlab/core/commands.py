@@ -15,6 +15,8 @@ import typer
 
 from radlab.core.config import preset_names, with_trust_pickle
 from radlab.core.console import info
+from radlab.core.errors import RadlabError
+from radlab.core.io.outputs import check_outputs
 from radlab.core.task import PredictOptions, Task
 
 SCALING = "Scaling out"
@@ -140,6 +142,18 @@ AllowOutsideRootOption = Annotated[
 """The options of a predict that reads paths from a CSV (MURA, MRNet): where they are relative to, and
 whether they may leave it."""
 
+
+def _probability(value: float | None) -> float | None:
+    if value is not None and not 0.0 <= value <= 1.0:  # NaN fails this too
+        raise typer.BadParameter(f"{value} is not between 0 and 1")
+    return value
+
+
+def threshold_option(help: str) -> Any:
+    """`--threshold T` for a predict: None (the run's choice) or a finite T in [0, 1], else exit 2."""
+    return typer.Option(callback=_probability, help=help)
+
+
 PREDICT_OPTIONS = [
     _option(list[Path], "--model", help="Run directory or --folds ensemble; repeat to average several."),
     _option(int | None, "--batch-size", default=None, min=1, help="Items per forward pass (the run's setting)."),
@@ -165,9 +179,13 @@ def predict_command(task: Task) -> Any:
     ]
     shared = {p.name for p in PREDICT_OPTIONS}
 
+    first = own[0].name  # the task's INPUT
+
     def run(values: dict[str, Any]) -> str:
         common = {name: values.pop(name) for name in shared}
         options = PredictOptions(models=common.pop("model"), **common)
+        outputs = [values["output"], *(values[name] for name in task.predict_outputs if values.get(name))]
+        check_outputs(outputs, inputs=[values[first]], models=options.models)
         line = task.predict(**values, options=options)
         info(line)
         return line
@@ -189,10 +207,17 @@ def synth_command(task: Task) -> Any:
             for name, o in spec.sizes.items()
         ),
         _option(int, "--seed", default=0, help="Same seed, same bytes."),
+        _option(bool, "--force", default=False, help="Write into OUT even when it already holds files."),
     ]
 
     def run(values: dict[str, Any]) -> str:
-        out = values.pop("out")
+        out, force = values.pop("out"), values.pop("force")
+        if out.exists() and not out.is_dir():
+            raise RadlabError(f"{out}: not a folder")
+        if not force and out.is_dir() and any(out.iterdir()):
+            raise RadlabError(
+                f"{out} already holds files (a data set?); pick an empty folder, or --force to write over it"
+            )
         counts = spec.run.get()(out, **values)
         line = f"wrote {out}: " + "; ".join(f"{split} {_count(value)}" for split, value in counts.items())
         info(line)

@@ -7,6 +7,7 @@ file (merged over the preset named by its optional `base:` key), applies the ove
 from __future__ import annotations
 
 import re
+import reprlib
 from collections.abc import Iterable, Mapping
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -52,7 +53,7 @@ def parse_value(raw: str) -> Any:
     if not raw.strip():
         return None
     try:
-        value = yaml.safe_load(raw)
+        value = safe_load(raw)
     except yaml.YAMLError:
         return raw
     if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
@@ -74,7 +75,7 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 def read_yaml(path: Path | Traversable, what: str) -> dict[str, Any]:
     """Load a YAML mapping, or raise a config error naming the file."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise RadlabConfigError(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
@@ -120,8 +121,31 @@ def describe_validation_error(exc: ValidationError) -> str:
         if err["type"] == "extra_forbidden":
             problems.append(f"unknown key '{where}'")
         else:
-            problems.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
+            problems.append(f"{where}: {err['msg']} (got {_short_repr(err.get('input'))})")
     return "; ".join(problems)
+
+
+def _short_repr(value: Any) -> str:
+    """At most a line of what was given (a huge value is not printed whole)."""
+    shown = reprlib.Repr()
+    shown.maxstring, shown.maxother, shown.maxlist, shown.maxdict, shown.maxlevel = 80, 80, 6, 6, 3
+    return shown.repr(value)
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: configs need none, and aliases can expand into millions of nodes
+    (a "billion laughs" file)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def safe_load(text: str) -> Any:
+    """yaml.safe_load, aliases refused."""
+    return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader subclass
 
 
 def config_to_yaml(config: BaseModel) -> str:

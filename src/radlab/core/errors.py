@@ -30,6 +30,19 @@ class RadlabConfigError(RadlabError):
     exit_code = 2
 
 
+class Interrupted(RadlabError):
+    """SIGTERM or SIGINT arrived: the command stops with 128 + the signal's number (143, 130) and one line
+    saying where (`during`) and what to do next (`then`)."""
+
+    def __init__(self, signum: int, during: str = "", then: str = "") -> None:
+        import signal
+
+        self.signum = signum
+        self.exit_code = 128 + signum
+        name = signal.Signals(signum).name
+        super().__init__(f"interrupted ({name}){' ' + during if during else ''}{'; ' + then if then else ''}")
+
+
 FileErrors = (FileNotFoundError, IsADirectoryError, PermissionError)
 """What opening a user's file raises when the file itself is not there to read (see `unreadable`)."""
 
@@ -42,3 +55,9 @@ def unreadable(path: str | PathLike[str], error: OSError, what: str) -> RadlabDa
     if isinstance(error, IsADirectoryError):
         return RadlabDataError(path, f"is a folder, not {what}")
     return RadlabDataError(path, "permission denied")
+
+
+def nothing_read(source: str | PathLike[str], total: int, what: str, hint: str = "") -> RadlabDataError:
+    """The error of a predict none of whose `total` inputs could be read: a submission of fallbacks only would
+    look complete, so nothing is written (exit 1). `hint` names the likely mistake."""
+    return RadlabDataError(source, f"none of its {total} {what} could be read; nothing written{hint}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -173,7 +173,9 @@ class Task:
     `predict` is the task's command function minus the shared options (it takes a `PredictOptions` named
     `options` and returns the line to print); `evaluate` is a plain command function.
     `data_help` describes the `--data-root` that `train` takes, `train_help` what `train` does;
-    `position` orders the listing (radlab's own four are 0 to 3; others follow, by name).
+    `predict_outputs` names predict's options that are files it writes besides OUTPUT (checked as OUTPUT is);
+    `position` orders the listing (radlab's own four are 0 to 3; others follow, by name). `stages` name a
+    multi-stage recipe's stages in order (`--stage`), `stage_sections` the config sections each one owns.
     """
 
     name: str
@@ -189,7 +191,9 @@ class Task:
     synth: Synth
     package: str
     train_options: tuple[TrainOption, ...] = ()
+    predict_outputs: tuple[str, ...] = ()
     stages: tuple[str, ...] = ()
+    stage_sections: dict[str, tuple[str, ...]] = field(default_factory=dict)
     report: Lazy[ReportSections] | None = None
     explain: Lazy[Callable[[Path, Path], list[Explanation]]] | None = None
     export: Lazy[ExportSpec] | None = None
@@ -242,7 +246,9 @@ class Task:
             ),
             package=package,
             train_options=tuple(TrainOption(**option.model_dump()) for option in manifest.train_options),
-            stages=tuple(manifest.stages),
+            predict_outputs=tuple(manifest.predict_outputs),
+            stages=tuple(entry.name for entry in manifest.stages),
+            stage_sections={entry.name: tuple(entry.sections) for entry in manifest.stages},
             report=ref(manifest.report),
             explain=ref(manifest.explain),
             export=ref(manifest.export),
@@ -272,6 +278,11 @@ class _TrainOptionEntry(StrictModel):
     name: str
     key: str
     help: str
+
+
+class _StageEntry(StrictModel):
+    name: str
+    sections: list[str]
 
 
 class _SizeEntry(StrictModel):
@@ -305,7 +316,8 @@ class Manifest(StrictModel):
     training: str
     load: str
     train_options: list[_TrainOptionEntry] = Field(default_factory=list)
-    stages: list[str] = Field(default_factory=list)
+    predict_outputs: list[str] = Field(default_factory=list)
+    stages: list[_StageEntry] = Field(default_factory=list)
     report: str | None = None
     explain: str | None = None
     export: str | None = None

@@ -25,7 +25,7 @@ from radlab.core.engine.folds import stratified_folds
 from radlab.core.engine.loaders import epoch_loader
 from radlab.core.engine.recipe import Recipe
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.errors import RadlabDataError
+from radlab.core.errors import RadlabDataError, nothing_read
 from radlab.core.explain import Explanation, class_activation_maps, explain_each, overlay_heatmap
 from radlab.core.explain.overlay import map_to_original
 from radlab.core.infer import engine_model, pick_device, stream_predictions
@@ -36,7 +36,7 @@ from radlab.core.io.dataset import ImageFileDataset
 from radlab.core.io.images import read_image
 from radlab.core.io.inputs import input_files
 from radlab.core.metrics import roc_auc
-from radlab.core.models import ImageClassifier, build_image_classifier, load_weights, save_weights
+from radlab.core.models import ImageClassifier, build_image_classifier, load_trained, save_weights
 from radlab.core.models.ensemble import ProbabilityAverage
 from radlab.core.report import (
     CASES_FILE,
@@ -206,8 +206,7 @@ def load_run(run_dir: str | Path, engine: str = "torch") -> Loaded:
     run.require_model()
     config: ToyConfig = TASK.run_config(run.root)
     model = build_model(config, initialise=False)
-    model.load_state_dict(load_weights(run.weights))
-    return config, engine_model(model.eval(), run.root, engine)
+    return config, engine_model(load_trained(model, run.weights, config.model.backbone), run.root, engine)
 
 
 def predict_folder(
@@ -243,6 +242,8 @@ def predict_folder(
                 warn(f"{error}; left out")
                 continue
             rows.append((paths[int(index)].name, float(probability)))
+    if not rows:
+        raise nothing_read(input_dir, len(paths), "PNG images")
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows([("image", "probability"), *rows])
     atomic_write_text(output_csv, buffer.getvalue())

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from radlab.core.config import config_to_yaml
 from radlab.core.console import info
 from radlab.core.engine.ensemble import train_folds
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.engine.session import is_primary_process, open_run
-from radlab.core.errors import RadlabConfigError
+from radlab.core.errors import Interrupted, RadlabConfigError
+from radlab.core.io.atomic import atomic_write_text
 
 if TYPE_CHECKING:
     import lightning as L
@@ -92,14 +94,16 @@ def train(
             task.name, out, folds, one_fold, overrides, resume, training.held_out, write=is_primary_process()
         )
     root = training.data_root(Path(data_root))
-    later_stage = stage is not None and stage != task.stages[0]
-    run, config, checkpoint = open_run(out, task, config_name, overrides, resume, existing=later_stage)
-    import lightning as L
+    with open_run(out, task, config_name, overrides, resume, stage) as (run, config, checkpoint):
+        import lightning as L
 
-    L.seed_everything(config.train.seed, workers=True, verbose=False)
-    if is_primary_process():
-        run.record_data_root(root)
-    return training.fit(FitContext(root, run, config, checkpoint, resume, stage))
+        L.seed_everything(config.train.seed, workers=True, verbose=False)
+        if is_primary_process():
+            run.record_data_root(root)
+        metrics = training.fit(FitContext(root, run, config, checkpoint, resume, stage))
+        if stage is not None and stage != task.stages[0] and is_primary_process():  # the stage succeeded
+            atomic_write_text(run.config, config_to_yaml(config))
+    return metrics
 
 
 def fit_recipe(
@@ -112,15 +116,30 @@ def fit_recipe(
 ) -> L.Trainer:
     """One Lightning fit of `recipe` keeping `run` current (best model exported on the recipe's monitor,
     history.csv, resumable checkpoints), resumed from `checkpoint` when given."""
+    import signal
+
     from radlab.core.engine.trainer import build_trainer
 
     trainer = build_trainer(engine, run, monitor=recipe.monitor, mode=recipe.mode)
-    trainer.fit(
-        recipe,
-        train_dataloaders=train_loader,
-        val_dataloaders=valid_loader,
-        ckpt_path=str(checkpoint) if checkpoint else None,
-    )
+    try:
+        trainer.fit(
+            recipe,
+            train_dataloaders=train_loader,
+            val_dataloaders=valid_loader,
+            ckpt_path=str(checkpoint) if checkpoint else None,
+        )
+    except (Interrupted, SystemExit) as stop:  # Lightning turns Ctrl-C and its own SIGTERM stop into SystemExit
+        if isinstance(stop, SystemExit) and not (trainer.interrupted or trainer.received_sigterm):
+            raise
+        signum = (
+            stop.signum
+            if isinstance(stop, Interrupted)
+            else signal.SIGTERM
+            if trainer.received_sigterm
+            else signal.SIGINT
+        )
+        epoch = f"at epoch {trainer.current_epoch + 1} of {run.root}"
+        raise Interrupted(signum, epoch, "continue with --resume (the last checkpoint is intact)") from None
     return trainer
 
 

@@ -9,6 +9,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from radlab.core.config import describe_validation_error
 from radlab.core.console import info
 from radlab.core.errors import RadlabDataError, RadlabError
 from radlab.core.io.atomic import atomic_write_text
@@ -80,18 +83,34 @@ def write_manifest(out: Path, task: str, folds: int, scores: list[dict[str, floa
     atomic_write_text(out / ENSEMBLE_FILE, json.dumps(document, indent=2) + "\n")
 
 
+class _Scores(BaseModel):
+    """The numbers of ensemble.json: held-out scores per member and their summary, finite or null."""
+
+    held_out: list[dict[str, float | None]] = Field(default_factory=list)
+    summary: dict[str, dict[str, float]] = Field(default_factory=dict)
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
 def read_manifest(folder: Path) -> dict[str, Any]:
     path = folder / ENSEMBLE_FILE
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise RadlabDataError(path, f"unreadable ensemble manifest ({exc})") from None
     if not isinstance(document, dict) or document.get("kind") != ENSEMBLE_KIND:
         raise RadlabDataError(path, f"not a radlab ensemble manifest (kind must be {ENSEMBLE_KIND!r})")
     members = document.get("members")
     if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
         raise RadlabDataError(path, "names no members")
+    try:
+        _Scores.model_validate({key: document[key] for key in ("held_out", "summary") if key in document})
+    except ValidationError as exc:
+        raise RadlabDataError(path, describe_validation_error(exc)) from None
     return document
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
 
 
 def is_ensemble(folder: str | Path) -> bool:

@@ -3,12 +3,39 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from radlab.core.config import describe_validation_error
 from radlab.core.errors import RadlabDataError, RadlabError
 from radlab.core.io.atomic import atomic_write_text
+
+
+def finite(data: Any) -> Any:
+    """`data` with every NaN or infinite float replaced by None."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: finite(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite(value) for value in data]
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a run file may hold")
+
+
+class MetricsFile(BaseModel):
+    """What every RUN/metrics.json holds: an object whose `epoch`, when present, is the kept epoch; the
+    task's own scores beside it."""
+
+    model_config = ConfigDict(extra="allow")
+    epoch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -85,13 +112,22 @@ class RunDir:
         return Path(recorded)
 
     def write_json(self, name: str, data: Any) -> None:
-        atomic_write_text(self.file(name), json.dumps(data, indent=2, allow_nan=True) + "\n")
+        """`data` as JSON, atomically; a NaN or infinite number is written as null (JSON has none)."""
+        atomic_write_text(self.file(name), json.dumps(finite(data), indent=2, allow_nan=False) + "\n")
 
-    def read_json(self, name: str) -> Any:
+    def read_json(self, name: str, schema: type[BaseModel] | None = None) -> Any:
+        """A run file's JSON (NaN and infinities refused), checked against `schema` when given: a damaged or
+        hand-edited file is one line naming it, never a traceback or a NaN in an output."""
         path = self.file(name)
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
         except FileNotFoundError:
             raise RadlabDataError(path, "missing from the run directory") from None
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
             raise RadlabDataError(path, f"not valid JSON ({exc})") from None
+        if schema is not None:
+            try:
+                schema.model_validate(data)
+            except ValidationError as exc:
+                raise RadlabDataError(path, describe_validation_error(exc)) from None
+        return data

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from radlab.core.console import info
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabError
-from radlab.core.infer.engines import INT8_FILE, ONNX_FILE
+from radlab.core.infer.engines import INT8_FILE, ONNX_FILE, weights_stamp
 from radlab.core.infer.onnx import OPSET, OUTPUT, export_onnx, quantize_int8
 from radlab.core.infer.streaming import iterate_batches
 
@@ -114,7 +114,8 @@ def export_parts(root: Path, parts: Sequence[ExportPart], *, int8: bool, calibra
     returns what RUN/export.json records: the opset and the files, relative to `root`."""
     files: list[str] = []
     for part in parts:
-        fp32 = export_onnx(part.module, part.example, part.folder / ONNX_FILE, OPSET, part.outputs, part.metadata)
+        metadata = {**part.metadata, **weights_stamp(part.folder)}
+        fp32 = export_onnx(part.module, part.example, part.folder / ONNX_FILE, OPSET, part.outputs, metadata)
         files.append(fp32.relative_to(root).as_posix())
         info(f"wrote {fp32}")
         if int8:

@@ -2,10 +2,12 @@
 memory-mapped store every epoch.
 
 One store per set of preprocessing parameters (their hash names the folder). Entries are keyed by the
-file's content (BLAKE2b); a file whose size and modification time match what the index recorded is not
-hashed again. A changed file or new parameters miss the cache and are decoded again; the store is then
-rewritten with the old entries copied over. The data file is written in full under a fresh name before
-the index that points at it replaces the old one, so a crash at any point leaves the previous store intact.
+file's content (BLAKE2b); a file whose size, modification and change times and inode match what the index
+recorded is not hashed again. A changed file or new parameters miss the cache and are decoded again; the
+store is then rewritten with the old entries copied over. The data file is written in full under a fresh
+name before the index that points at it replaces the old one, so a crash at any point leaves the previous
+store intact. Processes sharing a cache (DDP ranks, tuning workers, several predicts) read it under a shared
+lock and extend it under an exclusive one: one decodes, the others wait and reuse what it wrote.
 A decoder may return a small JSON-able dict beside its array (a DICOM's original size, say); it is kept in
 the index and read back with the slot.
 """
@@ -18,6 +20,7 @@ import os
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,6 +29,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from radlab.core.errors import RadlabDataError
 from radlab.core.io.atomic import atomic_write_text
+from radlab.core.io.inputs import require_regular
+from radlab.core.io.locks import locked
 
 if TYPE_CHECKING:
     from radlab.core.io.images import ColourMode
@@ -67,6 +72,21 @@ def _identity(item: Any) -> Any:
     return item
 
 
+def _identity_of(stat: os.stat_result) -> list[int]:
+    """What must be unchanged for a file not to be hashed again: size, modification and change times, inode.
+    The change time moves with any rewrite, even one that restores the modification time (cp -p, rsync -t)."""
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+
+
+def _not_cacheable(path: str) -> RadlabDataError:
+    """Why a file got a "missing:" key: not there, not a regular file, or not readable."""
+    try:
+        require_regular(path)
+    except RadlabDataError as error:
+        return error
+    return RadlabDataError(path, "no such file" if not os.path.exists(path) else "permission denied")
+
+
 class PreprocessCache:
     """uint8 arrays of one `shape` per file, for one parameter set, under `folder/prep-<hash>/`."""
 
@@ -90,21 +110,23 @@ class PreprocessCache:
         return {"shape": list(self.shape), "data": None, "slots": {}, "errors": {}, "files": {}, "meta": {}}
 
     def keys(self, paths: Sequence[str | Path], known: dict[str, Any] | None = None) -> list[str]:
-        """Content keys of `paths`; files unchanged since the index saw them (size, mtime) are not re-read.
-        A missing file gets a key of its own that no store holds ("missing:<path>")."""
+        """Content keys of `paths`; files unchanged since the index saw them (size, times, inode) are not
+        re-read. A file that is missing, unreadable or not a regular file (a FIFO would block the hash) gets a
+        key of its own that no store holds ("missing:<path>"): its decoder then reports it."""
         files = (known or self._load_index())["files"]
         found = []
         for path in map(str, paths):
             try:
                 stat = os.stat(path)
+                seen = files.get(path)
+                if not S_ISREG(stat.st_mode):
+                    found.append(f"missing:{path}")
+                elif seen and seen[:4] == _identity_of(stat):
+                    found.append(seen[4])
+                else:
+                    found.append(content_key(path))
             except OSError:
                 found.append(f"missing:{path}")
-                continue
-            seen = files.get(path)
-            if seen and seen[0] == stat.st_size and seen[1] == stat.st_mtime_ns:
-                found.append(seen[2])
-            else:
-                found.append(content_key(path))
         return found
 
     def ensure(self, paths: Sequence[str | Path], decode: Decoder, workers: int = 0) -> tuple[np.ndarray, list[str]]:
@@ -113,21 +135,34 @@ class PreprocessCache:
         `decode(path)` returns a uint8 array of `shape` (or (array, dict): `self.meta` then holds each path's
         dict) or raises RadlabDataError (the error is cached too, so a corrupt file is reported every time but
         decoded once)."""
-        index = self._load_index()
-        keys = self.keys(paths, index)
-        missing = sorted({k for k in keys if k not in index["slots"] and k not in index["errors"]})
+        with locked(self.root, shared=True):  # no writer swaps the store while its index is read and mapped
+            index, keys, missing = self._plan(paths)
+            if not missing:
+                self._map(index)
         if missing:
-            index = self._extend(index, paths, keys, missing, decode, workers)
-        self._index = index
-        self._data = np.load(self.root / index["data"], mmap_mode="r", allow_pickle=False) if index["data"] else None
+            with locked(self.root):  # one writer; the others (DDP ranks, other predicts) wait, then reuse it
+                index, keys, missing = self._plan(paths)
+                if missing:
+                    index = self._extend(index, paths, keys, missing, decode, workers)
+                self._map(index)
         slots = np.array([index["slots"].get(k, -1) for k in keys], dtype=np.int64)
         errors = [index["errors"].get(k, "") if s < 0 else "" for k, s in zip(keys, slots, strict=True)]
         stored_meta = index.get("meta", {})
         self.meta = [stored_meta.get(k, {}) for k in keys]
         for k, (key, path) in enumerate(zip(keys, map(str, paths), strict=True)):
             if key.startswith("missing:"):
-                errors[k] = str(RadlabDataError(path, "no such file"))
+                errors[k] = str(_not_cacheable(path))
         return slots, errors
+
+    def _plan(self, paths: Sequence[str | Path]) -> tuple[dict[str, Any], list[str], list[str]]:
+        """(the index as it stands, each path's key, the keys the store lacks)."""
+        index = self._load_index()
+        keys = self.keys(paths, index)
+        return index, keys, sorted({k for k in keys if k not in index["slots"] and k not in index["errors"]})
+
+    def _map(self, index: dict[str, Any]) -> None:
+        self._index = index
+        self._data = np.load(self.root / index["data"], mmap_mode="r", allow_pickle=False) if index["data"] else None
 
     def _extend(self, index, paths, keys, missing, decode, workers) -> dict[str, Any]:
         wanted = set(missing)
@@ -168,8 +203,7 @@ class PreprocessCache:
         files = dict(index["files"])
         for key, path in zip(keys, map(str, paths), strict=True):
             if not key.startswith("missing:"):
-                stat = os.stat(path)
-                files[path] = [stat.st_size, stat.st_mtime_ns, key]
+                files[path] = [*_identity_of(os.stat(path)), key]
         new = {"shape": list(self.shape), "data": name, "slots": slots, "errors": errors, "files": files, "meta": meta}
         new["params"] = self.params
         atomic_write_text(self.root / INDEX, json.dumps(new))

@@ -29,6 +29,23 @@ def _rows(path: Path, reader: Any) -> Iterator[tuple[int, list[str]]]:
             if any(cells):
                 yield line, cells
     except UnicodeDecodeError:
-        raise RadlabDataError(path, "not UTF-8 text", line + 1) from None
+        raise RadlabDataError(path, "not UTF-8 text", _first_bad_line(path) or line + 1) from None
     except csv.Error as exc:
         raise RadlabDataError(path, f"malformed CSV ({exc})", reader.line_num) from None
+
+
+def _first_bad_line(path: Path) -> int | None:
+    """The 1-based line holding the first byte that is not UTF-8 (the decoder reads in chunks, so its own
+    position is that of a chunk). None when the file cannot be read again (a pipe)."""
+    if not path.is_file():
+        return None
+    try:
+        with open(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    return number
+    except OSError:
+        return None
+    return None

@@ -5,6 +5,7 @@ declared sizes checked before decoding, and any failure turned into one RadlabDa
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,18 +19,28 @@ from pydicom.pixels import apply_rescale, apply_voi_lut
 
 from radlab.core.errors import FileErrors, RadlabDataError, unreadable
 from radlab.core.io.images import stretch_to_uint8
+from radlab.core.io.inputs import require_regular, walk_files
 
 MAX_PIXELS = 2**28
 
 
 def list_dicom_folder(folder: str | Path) -> list[Path]:
-    """The `*.dcm` files of a folder, sorted by name; a data error when it is not a folder or holds none."""
+    """The `.dcm` files (any case) under a folder and its subfolders, sorted by path.
+
+    A data error when it is not a folder, holds none, or holds two files of one name (a submission row is
+    named by the file's stem, so two would collide).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise RadlabDataError(folder, "not a folder of DICOM files")
-    paths = sorted(folder.glob("*.dcm"))
+    paths = [path for path in walk_files(folder) if path.suffix.lower() == ".dcm"]
     if not paths:
         raise RadlabDataError(folder, "holds no .dcm file")
+    first: dict[str, Path] = {}
+    for path in paths:
+        seen = first.setdefault(path.stem, path)
+        if seen is not path:
+            raise RadlabDataError(path, f"has the same name as {seen}; each image needs its own ID")
     return paths
 
 
@@ -65,15 +76,32 @@ def read_dicom(path: str | Path, max_pixels: int = MAX_PIXELS) -> tuple[Dataset,
     return ds, pixels
 
 
+def rescale_of(ds: Dataset) -> tuple[float, float]:
+    """(slope, intercept), 1 and 0 when absent; a value that is not a finite number is a data error naming the
+    file (windowed, it would give an all-black or all-white image, or crash the loader)."""
+    found = []
+    for tag, default in (("RescaleSlope", 1.0), ("RescaleIntercept", 0.0)):
+        raw = header_value(ds, tag, default)
+        try:
+            value = float(raw) if raw not in (None, "") else default
+        except (TypeError, ValueError):
+            value = math.nan
+        if not math.isfinite(value):
+            where = getattr(ds, "filename", None) or "DICOM"
+            raise RadlabDataError(where, f"{tag} is not a finite number ({str(raw).strip()!r})")
+        found.append(value)
+    return found[0], found[1]
+
+
+
 def modality_values(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
     """Stored values -> modality units (HU for CT) with the rescale slope and intercept, as float32."""
     if pixels.ndim == 3:
         return pixels.astype(np.float32)
+    slope, intercept = rescale_of(ds)
     try:
         return np.asarray(apply_rescale(pixels, ds), dtype=np.float32)
     except Exception:
-        slope = float(ds.get("RescaleSlope", 1) or 1)
-        intercept = float(ds.get("RescaleIntercept", 0) or 0)
         return pixels.astype(np.float32) * slope + intercept
 
 
@@ -90,6 +118,8 @@ def display_image(ds: Dataset, pixels: np.ndarray, path: str | Path) -> np.ndarr
     """read_dicom_image's conversion, for pixels already decoded by read_dicom."""
     try:
         return _to_display(ds, pixels)
+    except RadlabDataError:
+        raise
     except Exception as exc:
         raise RadlabDataError(path, f"cannot convert pixel data for display ({exc})") from None
 
@@ -171,6 +201,7 @@ def transfer_syntax_name(ds: Dataset) -> str:
 
 
 def _read(path: Path, stop_before_pixels: bool) -> Dataset:
+    require_regular(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

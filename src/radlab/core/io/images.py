@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from radlab.core.errors import FileErrors, RadlabDataError, unreadable
+from radlab.core.io.inputs import require_regular
 
 ColourMode = Literal["L", "RGB"]
 
@@ -30,6 +31,7 @@ def read_image(path: str | Path, mode: ColourMode = "L") -> np.ndarray:
     declared dimensions beyond Pillow's decompression-bomb limit).
     """
     path = Path(path)
+    require_regular(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

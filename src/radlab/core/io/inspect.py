@@ -16,6 +16,7 @@ import numpy as np
 from radlab.core.errors import RadlabDataError
 from radlab.core.io.dicom import display_image, header_value, read_dicom, read_header, transfer_syntax_name
 from radlab.core.io.images import read_image
+from radlab.core.io.inputs import require_regular
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
 
@@ -86,13 +87,14 @@ def _volume(path: Path) -> dict[str, Any]:
 def inspect_file(path: str | Path) -> dict[str, Any]:
     """{"path", "kind", ...what it holds..., or "error"}; never raises for a bad file."""
     path = Path(path)
-    kind = file_kind(path)
-    entry: dict[str, Any] = {"path": str(path), "kind": kind}
+    entry: dict[str, Any] = {"path": str(path), "kind": "unknown"}
     try:
         if path.is_dir():
             raise RadlabDataError(path, "is a folder")
+        require_regular(path)
         if not path.is_file():
             raise RadlabDataError(path, "no such file")
+        kind = entry["kind"] = file_kind(path)
         if kind == "dicom":
             entry.update(_dicom(path))
         elif kind == "image":

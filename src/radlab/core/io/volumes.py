@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from radlab.core.errors import FileErrors, RadlabDataError, unreadable
+from radlab.core.io.inputs import require_regular
 
-MAX_VOXELS = 2**31
+MAX_VOXELS = 2**28
 
 
-def read_volume(path: str | Path, ndim: int = 3, max_voxels: int = MAX_VOXELS) -> np.ndarray:
+def read_volume(
+    path: str | Path, ndim: int = 3, max_voxels: int = MAX_VOXELS, max_shape: Sequence[int] | None = None
+) -> np.ndarray:
     """A uint8 array of `ndim` dimensions from a `.npy` file (other integer or float types are rejected).
 
-    The header is read through a memory map, so a file that declares an absurd shape fails here instead of
-    allocating it; object arrays (pickles) are never loaded.
+    The header is read through a memory map, so a file that declares an absurd shape (more than `max_voxels`,
+    or beyond `max_shape` in any dimension) fails here instead of allocating it; object arrays (pickles) are
+    never loaded, FIFOs and devices never read.
     """
     path = Path(path)
+    require_regular(path)
     try:
         mapped = np.load(path, mmap_mode="r", allow_pickle=False)
     except FileErrors as error:
@@ -30,9 +36,13 @@ def read_volume(path: str | Path, ndim: int = 3, max_voxels: int = MAX_VOXELS) -
         raise RadlabDataError(path, f"expected a {ndim}-D volume, got shape {tuple(mapped.shape)}")
     if mapped.dtype != np.uint8:
         raise RadlabDataError(path, f"expected uint8 voxels, got {mapped.dtype}")
-    if mapped.size > max_voxels or 0 in mapped.shape:
-        raise RadlabDataError(path, f"implausible shape {tuple(mapped.shape)}")
+    too_big = max_shape is not None and any(n > limit for n, limit in zip(mapped.shape, max_shape, strict=True))
+    if mapped.size > max_voxels or 0 in mapped.shape or too_big:
+        bound = f" (at most {' x '.join(map(str, max_shape))})" if max_shape is not None else ""
+        raise RadlabDataError(path, f"implausible shape {tuple(mapped.shape)}{bound}")
     try:
         return np.array(mapped)
+    except MemoryError:
+        raise RadlabDataError(path, "not enough memory to read this volume") from None
     except (OSError, ValueError) as exc:
         raise RadlabDataError(path, f"truncated .npy file ({exc})") from None

@@ -2,13 +2,14 @@
 
 from radlab.core.models.classifier import ImageClassifier, build_image_classifier
 from radlab.core.models.factory import create_backbone, create_feature_extractor
-from radlab.core.models.weights import load_weights, save_weights
+from radlab.core.models.weights import load_trained, load_weights, save_weights
 
 __all__ = [
     "ImageClassifier",
     "build_image_classifier",
     "create_backbone",
     "create_feature_extractor",
+    "load_trained",
     "load_weights",
     "save_weights",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import safetensors
 import safetensors.torch
@@ -39,6 +40,23 @@ def load_weights(path: str | Path, trust_pickle: bool = False) -> dict[str, torc
         return safetensors.torch.load_file(str(path), device="cpu")
     except (safetensors.SafetensorError, OSError, ValueError) as exc:
         raise RadlabDataError(path, f"not a readable safetensors file ({exc})") from None
+
+
+M = TypeVar("M", bound=torch.nn.Module)
+
+
+def load_trained(model: M, path: str | Path, what: str) -> M:
+    """`model` (in eval mode) with the weights a run saved in `path`; weights of other names or shapes are
+    one line naming the file, `what` saying what they should have been."""
+    state = load_weights(path)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # torch reports size mismatches this way
+        shapes = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
+        raise RadlabDataError(path, f"weights do not fit {what} ({shapes[0] if shapes else exc})") from None
+    if missing or unexpected:
+        raise RadlabDataError(path, f"weights do not fit {what} (missing {len(missing)}, unexpected {len(unexpected)})")
+    return model.eval()
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

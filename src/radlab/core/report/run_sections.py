@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from radlab.core.config import read_yaml
+from radlab.core.console import warn
 from radlab.core.engine.callbacks import read_history
-from radlab.core.engine.run_dir import RunDir
+from radlab.core.engine.run_dir import MetricsFile, RunDir
 from radlab.core.errors import RadlabDataError
 from radlab.core.explain.explanation import Explanation
 from radlab.core.io.atomic import atomic_write_text
@@ -137,7 +138,12 @@ def report_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
     task = task_of_run(run_dir)
     run = RunDir(Path(run_dir))
-    metrics = json.loads(run.metrics.read_text(encoding="utf-8")) if run.metrics.is_file() else {}
+    metrics: dict[str, Any] = {}
+    if run.metrics.is_file():
+        try:
+            metrics = run.read_json(run.metrics.name, MetricsFile)
+        except RadlabDataError as error:
+            warn(f"{error}; the report leaves the run's scores out")
     cases = read_case_table(run.file(CASES_FILE)) if run.file(CASES_FILE).is_file() else None
     sections = task.report.get()(run, metrics, cases) if task.report is not None else []
     return write_report(run_dir, f"radlab {task.name}: {run.root.resolve().name}", sections, out)

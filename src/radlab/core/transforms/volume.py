@@ -9,12 +9,19 @@ import torch
 
 
 def minmax_to_uint8(volume: np.ndarray) -> np.ndarray:
-    """Stretch a series to 0..255 using its own minimum and maximum (MRNet's baseline preprocessing)."""
-    data = volume.astype(np.float32)
-    low, high = float(data.min()), float(data.max())
+    """Stretch a series to 0..255 using its own minimum and maximum (MRNet's baseline preprocessing).
+
+    A uint8 series goes through a 256-entry lookup table computed in float32, which gives the same bytes as
+    stretching a float32 copy but needs no memory beyond the output.
+    """
+    low, high = float(volume.min()), float(volume.max())
     if high <= low:
         return np.zeros(volume.shape, dtype=np.uint8)
-    return np.rint((data - low) * (255.0 / (high - low))).astype(np.uint8)
+    scale = 255.0 / (high - low)
+    if volume.dtype == np.uint8:
+        table = np.rint((np.arange(256, dtype=np.float32) - low) * scale).clip(0, 255).astype(np.uint8)
+        return np.asarray(table[volume])
+    return np.rint((volume.astype(np.float32) - low) * scale).astype(np.uint8)
 
 
 class VolumeTransform:

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from pydicom.dataset import Dataset
 
-from radlab.core.io.dicom import header_value
+from radlab.core.io.dicom import header_value, rescale_of
 
 FixMode = Literal["auto", "always", "never"]
 
@@ -39,13 +39,6 @@ BRAIN = Window(40, 80)
 SUBDURAL = Window(80, 200)
 SOFT_TISSUE = Window(40, 380)
 ICH_WINDOWS = (BRAIN, SUBDURAL, SOFT_TISSUE)
-
-
-def rescale_of(ds: Dataset) -> tuple[float, float]:
-    """(slope, intercept), 1 and 0 when absent."""
-    slope = header_value(ds, "RescaleSlope", 1.0)
-    intercept = header_value(ds, "RescaleIntercept", 0.0)
-    return float(slope if slope not in (None, "") else 1.0), float(intercept if intercept not in (None, "") else 0.0)
 
 
 def needs_pixel_representation_fix(ds: Dataset) -> bool:

@@ -5,10 +5,13 @@ run over series of embeddings and their per-slice probabilities averaged."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,7 +22,8 @@ from torch.utils.data import DataLoader
 
 from radlab.core.infer import iterate_batches, pick_device
 from radlab.core.io.atomic import atomic_path, atomic_write_text
-from radlab.core.models import ImageClassifier, build_image_classifier, load_weights
+from radlab.core.io.cache import content_key
+from radlab.core.models import ImageClassifier, build_image_classifier, load_trained
 from radlab.tasks.ich import IchConfig
 from radlab.tasks.ich.data import SequenceDataset, SliceDataset, collate_sequences
 
@@ -156,8 +160,31 @@ def embed_slices(
     return Embedded([p.stem for p in paths], embeddings, probs, readable, errors)
 
 
-def save_embedded(folder: Path, name: str, embedded: Embedded) -> None:
-    """folder/name.npy (embeddings), name.probs.npy, name.json (images, readable, errors), atomically."""
+def embedding_source(config: IchConfig, weights: Path, paths: Sequence[Path]) -> dict[str, Any]:
+    """What a set of embeddings is made from: the slice classifier's weights (content hash), the slices (their
+    paths in order, sizes and modification times, hashed) and the decoding and TTA settings. Cached embeddings
+    whose source differs are never used."""
+    files = hashlib.blake2b(digest_size=16)
+    for path in paths:
+        try:
+            stat = os.stat(path)
+            files.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            files.update(f"{path}\0missing\n".encode())
+    data = config.data
+    return {
+        "weights": content_key(weights),
+        "files": files.hexdigest(),
+        "image_size": data.image_size,
+        "crop": data.crop,
+        "pixel_representation_fix": data.pixel_representation_fix,
+        "tta": list(config.embeddings.tta),
+    }
+
+
+def save_embedded(folder: Path, name: str, embedded: Embedded, source: dict[str, Any]) -> None:
+    """folder/name.npy (embeddings), name.probs.npy, name.json (images, readable, errors, source), atomically;
+    the index is written last, so a crash leaves the old index, whose source no longer matches."""
     for suffix, array in ((".npy", embedded.embeddings), (".probs.npy", embedded.probs)):
         with atomic_path(folder / f"{name}{suffix}") as tmp, open(tmp, "wb") as handle:
             np.save(handle, array, allow_pickle=False)
@@ -165,23 +192,36 @@ def save_embedded(folder: Path, name: str, embedded: Embedded) -> None:
         "images": embedded.images,
         "readable": embedded.readable.tolist(),
         "errors": {str(k): v for k, v in embedded.errors.items()},
+        "source": source,
     }
     atomic_write_text(folder / f"{name}.json", json.dumps(index))
 
 
-def load_embedded(folder: Path, name: str) -> Embedded:
-    index = json.loads((folder / f"{name}.json").read_text())
-    return Embedded(
-        index["images"],
-        np.load(folder / f"{name}.npy", allow_pickle=False),
-        np.load(folder / f"{name}.probs.npy", allow_pickle=False),
-        np.array(index["readable"], dtype=bool),
-        {int(k): v for k, v in index["errors"].items()},
-    )
-
-
-def has_embedded(folder: Path, name: str) -> bool:
-    return all((folder / f"{name}{s}").is_file() for s in (".npy", ".probs.npy", ".json"))
+def cached_embedded(folder: Path, name: str, images: list[str], source: dict[str, Any]) -> tuple[Embedded | None, str]:
+    """(the cached embeddings of `images`, "") when folder/name.* hold them, made from `source`; else (None,
+    why not): missing, damaged (a truncated array, broken JSON), from other weights or settings, or for other
+    images or another order of them."""
+    if not all((folder / f"{name}{s}").is_file() for s in (".npy", ".probs.npy", ".json")):
+        return None, "missing"
+    try:
+        index = json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
+        embedded = Embedded(
+            list(index["images"]),
+            np.load(folder / f"{name}.npy", allow_pickle=False),
+            np.load(folder / f"{name}.probs.npy", allow_pickle=False),
+            np.array(index["readable"], dtype=bool),
+            {int(k): str(v) for k, v in index["errors"].items()},
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None, "damaged (truncated or not radlab's)"
+    n = len(embedded.images)
+    if not (len(embedded.embeddings) == len(embedded.probs) == len(embedded.readable) == n):
+        return None, "damaged (its arrays disagree in length)"
+    if index.get("source") != source:
+        return None, "made from other slice weights, slices or settings"
+    if embedded.images != images:
+        return None, "made for other slices, or in another order"
+    return embedded, ""
 
 
 def snapshot_path(sequence_dir: Path, epoch: int) -> Path:
@@ -196,9 +236,7 @@ def load_snapshots(sequence_dir: Path, embedding_dim: int) -> list[SequenceModel
     """Every saved epoch of the sequence model (their predictions are averaged)."""
     models = []
     for path in snapshots(sequence_dir):
-        model = SequenceModel(embedding_dim)
-        model.load_state_dict(load_weights(path))
-        models.append(model.eval())
+        models.append(load_trained(SequenceModel(embedding_dim), path, "the sequence model"))
     return models
 
 

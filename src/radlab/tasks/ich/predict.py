@@ -27,11 +27,11 @@ from torch import nn
 from radlab.core.console import summary_line, warn
 from radlab.core.engine.ensemble import expand_members
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.errors import RadlabDataError
+from radlab.core.errors import RadlabDataError, nothing_read
 from radlab.core.infer import engine_model
 from radlab.core.infer.export import ExportPart, ExportSpec, HeldOut, readable_batches
 from radlab.core.io.dicom import list_dicom_folder
-from radlab.core.models import ImageClassifier, load_weights
+from radlab.core.models import ImageClassifier, load_trained
 from radlab.core.task import EngineOptions, engine_options
 from radlab.tasks.ich import IchConfig
 from radlab.tasks.ich.data import SliceDataset, TrainingTable, fold_rows, read_metadata, read_training_table, sequences
@@ -78,7 +78,7 @@ def load_run(run_dir: str | Path, engine: str = "torch") -> LoadedRun:
             raise RadlabDataError(path, "missing: not a finished radlab ICH run (train first)")
     config: IchConfig = TASK.run_config(run.root)
     model = build_slice_model(config, initialise=False)
-    model.load_state_dict(load_weights(run.root / "slice" / "model.safetensors"))
+    load_trained(model, run.root / "slice" / "model.safetensors", config.model.backbone)
     snapshots = load_snapshots(run.root / "sequence", embedding_size(model))
     if not snapshots:
         raise RadlabDataError(run.root / "sequence", "no sequence-model snapshots (train the sequence stage)")
@@ -102,6 +102,8 @@ def predict_folder(
     run_dirs = expand_members(run_dirs)
     paths = list_dicom_folder(input_dir)
     infos, skipped = read_metadata(paths, strict=strict)
+    if not infos:
+        raise nothing_read(input_dir, len(paths), "DICOM files")
     total = np.zeros((len(infos), 6))
     readable = np.ones(len(infos), dtype=bool)
     for member in loaded if loaded is not None else (load_run(run_dir, engine) for run_dir in run_dirs):
@@ -125,6 +127,8 @@ def predict_folder(
     for k in np.flatnonzero(~readable).tolist():
         warn(f"{infos[k].path}: unreadable pixel data; left out of the submission")
     kept = np.flatnonzero(readable)
+    if not kept.size:
+        raise nothing_read(input_dir, len(paths), "DICOM files")
     members = len(loaded) if loaded is not None else len(run_dirs)
     write_submission(output_csv, [infos[k].image for k in kept], total[kept] / members)
     return PredictionSummary(len(kept), len(sequences([infos[k] for k in kept])), len(skipped) + int((~readable).sum()))

@@ -22,14 +22,14 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch.utils.data import DataLoader
 
-from radlab.core.console import info
+from radlab.core.console import info, warn
 from radlab.core.engine.callbacks import read_history, write_history
 from radlab.core.engine.driver import FitContext, Training, fit_recipe, fit_stage
 from radlab.core.engine.loaders import epoch_loader
 from radlab.core.engine.recipe import Recipe
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabError
-from radlab.core.models import load_weights, save_weights
+from radlab.core.models import ImageClassifier, load_trained, save_weights
 from radlab.core.report.cases import CASES_FILE, write_case_table
 from radlab.tasks.ich import IchConfig
 from radlab.tasks.ich.data import (
@@ -44,11 +44,12 @@ from radlab.tasks.ich.data import (
 from radlab.tasks.ich.evaluate import scores
 from radlab.tasks.ich.formats import SUBTYPES, WEIGHTS, resolve_data_root
 from radlab.tasks.ich.model import (
+    Embedded,
     SequenceModel,
     build_slice_model,
+    cached_embedded,
     embed_slices,
-    has_embedded,
-    load_embedded,
+    embedding_source,
     load_snapshots,
     save_embedded,
     sequence_probs,
@@ -164,13 +165,13 @@ def fit(context: FitContext[IchConfig]) -> dict[str, Any]:
         # A DDP worker: the slice CNN (the stage worth several devices) is trained. Rank 0 embeds and trains
         # the small sequence model on one device (sequence.devices).
         return {}
-    cached = has_embedded(cache, "train") and has_embedded(cache, "valid")
-    if stage in (None, "embed") and not (resume and cached):
+    splits = {"train": train_rows, "valid": valid_rows}
+    if stage == "slice":  # the embeddings of the old weights no longer match: only report what still does
+        embedded = _cached(config, slice_run, table, splits, cache)
+    else:
         info("stage 2/3: embeddings averaged over TTA (" + ", ".join(config.embeddings.tta) + ")")
-        _embed(config, slice_run, table, {"train": train_rows, "valid": valid_rows}, cache)
+        embedded = _embed(config, slice_run, table, splits, cache, reuse=resume or stage == "sequence")
     if stage in (None, "sequence"):
-        if not (has_embedded(cache, "train") and has_embedded(cache, "valid")):
-            raise RadlabError(f"{run.root} has no cached embeddings; run --stage all (or embed) first")
         info("stage 3/3: sequence model")
         if stage == "sequence" and not resume and sequence_run.root.exists():
             shutil.rmtree(sequence_run.root)
@@ -178,9 +179,9 @@ def fit(context: FitContext[IchConfig]) -> dict[str, Any]:
             sequence_run,
             resume,
             config.sequence.seed,
-            lambda checkpoint: _fit_sequence(config, sequence_run, cache, table, train_rows, valid_rows, checkpoint),
+            lambda checkpoint: _fit_sequence(config, sequence_run, embedded, table, train_rows, valid_rows, checkpoint),
         )
-    return _finish(run, table, valid_rows, cache, sequence_run)
+    return _finish(run, table, valid_rows, embedded.get("valid"), sequence_run)
 
 
 def _fit_slices(
@@ -205,22 +206,63 @@ def _fit_slices(
     return fit_recipe(SliceRecipe(config), sub, config.train, train_loader, valid_loader, checkpoint)
 
 
-def _embed(
-    config: IchConfig, slice_run: RunDir, table: TrainingTable, splits: dict[str, list[int]], cache: Path
-) -> None:
+def _sources(
+    config: IchConfig, slice_run: RunDir, table: TrainingTable, splits: dict[str, list[int]]
+) -> dict[str, tuple[list[Path], dict[str, Any]]]:
+    """Per split: its slice paths and what embeddings of them must have been made from."""
     if not slice_run.weights.is_file():
         raise RadlabError(f"{slice_run.root} has no trained slice classifier; run --stage all first")
-    model = build_slice_model(config, initialise=False)
-    model.load_state_dict(load_weights(slice_run.weights))
+    found = {}
     for name, rows in splits.items():
         paths = [table.infos[i].path for i in rows]
-        save_embedded(cache, name, embed_slices(model, paths, config, description=f"{name} slices"))
+        found[name] = paths, embedding_source(config, slice_run.weights, paths)
+    return found
+
+
+def _cached(
+    config: IchConfig, slice_run: RunDir, table: TrainingTable, splits: dict[str, list[int]], cache: Path
+) -> dict[str, Embedded]:
+    """The splits whose cached embeddings were made from the current weights, slices and settings."""
+    found = {}
+    for name, (paths, source) in _sources(config, slice_run, table, splits).items():
+        embedded, _ = cached_embedded(cache, name, [p.stem for p in paths], source)
+        if embedded is not None:
+            found[name] = embedded
+    return found
+
+
+def _embed(
+    config: IchConfig,
+    slice_run: RunDir,
+    table: TrainingTable,
+    splits: dict[str, list[int]],
+    cache: Path,
+    reuse: bool,
+) -> dict[str, Embedded]:
+    """Embeddings of each split: the cached ones when `reuse` and they match what they would be made from
+    now, else computed (and cached) again, saying why."""
+    model: ImageClassifier | None = None
+    found = {}
+    for name, (paths, source) in _sources(config, slice_run, table, splits).items():
+        cached, why = cached_embedded(cache, name, [p.stem for p in paths], source) if reuse else (None, "")
+        if cached is not None:
+            info(f"{name} slices: the cached embeddings match these weights and slices")
+            found[name] = cached
+            continue
+        if why and why != "missing":
+            warn(f"{cache / name}.json: {why}; embedding again")
+        if model is None:
+            model = build_slice_model(config, initialise=False)
+            load_trained(model, slice_run.weights, config.model.backbone)
+        found[name] = embed_slices(model, paths, config, description=f"{name} slices")
+        save_embedded(cache, name, found[name], source)
+    return found
 
 
 def _fit_sequence(
     config: IchConfig,
     sub: RunDir,
-    cache: Path,
+    embedded: dict[str, Embedded],
     table: TrainingTable,
     train_rows: list[int],
     valid_rows: list[int],
@@ -228,8 +270,8 @@ def _fit_sequence(
 ) -> L.Trainer:
     data = {}
     for name, rows in (("train", train_rows), ("valid", valid_rows)):
-        embedded = load_embedded(cache, name)
-        data[name] = SequenceDataset(embedded.embeddings, table.series(rows, embedded.readable), table.labels[rows])
+        got = embedded[name]
+        data[name] = SequenceDataset(got.embeddings, table.series(rows, got.readable), table.labels[rows])
     batch = config.sequence.batch_size
     recipe = SequenceRecipe(config, data["train"].embeddings.shape[1], sub)
     train_loader = DataLoader(data["train"], batch_size=batch, shuffle=True, collate_fn=collate_sequences)
@@ -238,12 +280,11 @@ def _fit_sequence(
 
 
 def _finish(
-    run: RunDir, table: TrainingTable, valid_rows: list[int], cache: Path, sequence_run: RunDir
+    run: RunDir, table: TrainingTable, valid_rows: list[int], embedded: Embedded | None, sequence_run: RunDir
 ) -> dict[str, Any]:
     """Validation scores of the slice CNN alone and of the sequence model, into RUN/metrics.json."""
     metrics: dict[str, Any] = {"skipped_files": [[str(p), reason] for p, reason in table.skipped]}
-    if has_embedded(cache, "valid"):
-        embedded = load_embedded(cache, "valid")
+    if embedded is not None:
         truth, ok = table.labels[valid_rows], embedded.readable
         metrics["validation_images"] = int(ok.sum())
         metrics["unreadable_validation_images"] = [embedded.images[k] for k in np.flatnonzero(~ok)]

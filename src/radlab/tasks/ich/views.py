@@ -21,7 +21,7 @@ from radlab.core.explain import Explanation, class_activation_maps, explain_each
 from radlab.core.io.dicom import read_dicom
 from radlab.core.io.inputs import input_files
 from radlab.core.metrics import roc_auc
-from radlab.core.models import ImageClassifier, load_weights
+from radlab.core.models import ImageClassifier, load_trained
 from radlab.core.transforms.windowing import (
     ICH_WINDOWS,
     resize_square,
@@ -81,7 +81,7 @@ class IchExplainer:
                 raise RadlabDataError(path, "missing: not a trained radlab ICH run (train first)")
         self.config: IchConfig = TASK.run_config(run.root)
         self.model: ImageClassifier = build_slice_model(self.config, initialise=False)
-        self.model.load_state_dict(load_weights(weights))
+        load_trained(self.model, weights, self.config.model.backbone)
         self.model.eval()
 
     def explain_slice(self, path: str | Path, subtype: str | None = None) -> Explanation:

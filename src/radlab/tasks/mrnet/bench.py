@@ -19,10 +19,10 @@ import torch
 from radlab.core.bench import model_flops
 from radlab.core.bench.spec import BenchInputs, BenchSpec
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.io.volumes import read_volume
 from radlab.core.models import save_weights
 from radlab.core.transforms import VolumeTransform
 from radlab.tasks.mrnet import MRNetConfig
+from radlab.tasks.mrnet.data import read_series
 from radlab.tasks.mrnet.formats import PLANES, TASKS, read_split_labels, volume_path, write_paths_csv
 from radlab.tasks.mrnet.model import apply_fusion, build_unit_model, fit_fusion, unit_run, units_for
 from radlab.tasks.mrnet.predict import LoadedRun, predict_csv
@@ -76,7 +76,7 @@ class MRNetBench(BenchSpec):
             for k in range(n):
                 for unit, model in loaded.units.items():
                     model = model.eval().to(memory_format=torch.contiguous_format)
-                    slices = transform(read_volume(paths[unit.plane][k])).float().contiguous()
+                    slices = transform(read_series(paths[unit.plane][k])).float().contiguous()
                     out = model(slices, torch.tensor([len(slices)])).float()[0]
                     for t, task in enumerate(unit.tasks):
                         logits[(task, unit.plane)][k] = out[t].item()
@@ -104,7 +104,7 @@ class MRNetBench(BenchSpec):
         paths = inputs.payload[1]
         transform = VolumeTransform(loaded.config.data.image_size)
         return sum(
-            model_flops(_OneExam(model), transform(read_volume(paths[unit.plane][0])).float())
+            model_flops(_OneExam(model), transform(read_series(paths[unit.plane][0])).float())
             for unit, model in loaded.units.items()
         )
 

@@ -19,6 +19,16 @@ from radlab.core.io.volumes import read_volume
 from radlab.core.transforms import VolumeTransform
 from radlab.tasks.mrnet.formats import PLANES, read_split_labels, resolve_data_root, volume_path
 
+MAX_SERIES_SHAPE = (256, 1024, 1024)
+"""Slices, height, width beyond which a series is refused before it is read: MRNet's own series are at most
+about 60 x 256 x 256, so these bounds leave room for other knee protocols while keeping one series' float
+copy for the network under a few GiB."""
+
+
+def read_series(path: str | Path) -> np.ndarray:
+    """One MRNet series (S, H, W) uint8, its shape checked against MAX_SERIES_SHAPE before it is read."""
+    return read_volume(path, max_shape=MAX_SERIES_SHAPE)
+
 
 class SeriesDataset(Dataset[dict[str, Any]]):
     """Items {"index", "series": {plane: uint8 (S, 1, H, W)}, "errors": {plane: str}[, "labels": (3,)]}.
@@ -48,11 +58,11 @@ class SeriesDataset(Dataset[dict[str, Any]]):
             try:
                 if path is None:
                     raise RadlabDataError(f"exam {index}", f"no {plane} series given")
-                series[plane] = self.transform(read_volume(path))
+                series[plane] = self.transform(read_series(path))
                 errors[plane] = ""
-            except RadlabDataError as exc:
+            except (RadlabDataError, MemoryError) as exc:
                 series[plane] = torch.zeros((1, 1, self.transform.size, self.transform.size), dtype=torch.uint8)
-                errors[plane] = str(exc)
+                errors[plane] = str(exc) if isinstance(exc, RadlabDataError) else f"{path}: not enough memory"
         item: dict[str, Any] = {"index": index, "series": series, "errors": errors}
         if self.labels is not None:
             item["labels"] = torch.as_tensor(self.labels[index], dtype=torch.float32)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import posixpath
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +58,8 @@ def exam_key(path: str, plane: str) -> str:
 
 
 def read_exam_paths(csv_path: str | Path) -> list[Exam]:
-    """The prediction input: `.npy` paths, three per exam in any order, no header; exams in first-seen order."""
+    """The prediction input: `.npy` paths, three per exam in any order, no header; exams in first-seen order.
+    Paths are normalised (`./`, `//`, `a/../`), so two spellings of one folder make one exam."""
     exams: dict[str, Exam] = {}
     for line, cells in iter_csv_rows(csv_path):
         path = cells[0]
@@ -66,6 +68,7 @@ def read_exam_paths(csv_path: str | Path) -> list[Exam]:
                 warn(f"{csv_path}:{line}: skipping a header row {path!r} (MRNet path CSVs have no header)")
                 continue
             raise RadlabDataError(csv_path, f"expected one .npy path per row, got {','.join(cells)!r}", line)
+        path = posixpath.normpath(path)  # ./a/b.npy and a//b.npy name the exam a/b.npy does
         plane = plane_of(path)
         if plane is None:
             raise RadlabDataError(csv_path, f"cannot tell the plane (axial, coronal, sagittal) of {path}", line)
@@ -252,7 +255,15 @@ def evaluate_files(
         raise RadlabDataError(
             predictions_csv, f"has {len(probs)} rows but the truth has {len(labels)} exams (rows match by position)"
         )
-    return official_scores(labels, probs), details(labels, probs)
+    scores = official_scores(labels, probs)
+    undefined = [key for key in KEYS.values() if scores[key] is None]
+    if undefined:
+        kept = len(KEYS) - len(undefined)
+        warn(
+            f"{', '.join(undefined)} undefined (one class only in the truth); "
+            f"Average_AUROC is the mean of {kept} task{'s' * (kept != 1)}, not of three"
+        )
+    return scores, details(labels, probs)
 
 
 def results_table(

@@ -17,19 +17,21 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
+from pydantic import AllowInfNan, Field, model_validator
 from torch import nn
 
+from radlab.core.config import StrictModel
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.errors import RadlabDataError
 from radlab.core.infer import engine_model
-from radlab.core.models import create_feature_extractor, load_weights
+from radlab.core.models import create_feature_extractor, load_trained
 from radlab.core.models.pooling import segment_max
 from radlab.tasks.mrnet import PLANES, SERIES_MEAN, SERIES_STD, TASKS, MRNetConfig
 
+FiniteFloat = Annotated[float, AllowInfNan(False)]
 Logits = Mapping[tuple[str, str], np.ndarray]
 """(n,) logits per (task, plane); NaN where an exam's plane is missing or unreadable."""
 
@@ -123,11 +125,7 @@ def load_units(
     models: dict[Unit, nn.Module] = {}
     for unit in units_for(config):
         path = unit_run(run, unit, fold).weights
-        model = build_unit_model(config, unit, initialise=False)
-        missing, unexpected = model.load_state_dict(load_weights(path), strict=False)
-        if missing or unexpected:
-            raise RadlabDataError(path, f"weights do not match {config.model.backbone} for unit {unit.name}")
-        model = model.eval()
+        model = load_trained(build_unit_model(config, unit, False), path, f"{config.model.backbone} ({unit.name})")
         encoder = engine_model(model, path.parent, engine)
         models[unit] = model if encoder is model else EngineSeriesClassifier(encoder, model)
     return models
@@ -200,5 +198,39 @@ def apply_fusion(fusion: Mapping[str, Any], logits: Logits, n: int) -> tuple[np.
             z = model["intercept"] + sum(
                 c * matrix[exam, planes.index(p)] for c, p in zip(model["coef"], model["planes"], strict=True)
             )
-            probs[exam, column] = 1.0 / (1.0 + math.exp(-z))
+            probs[exam, column] = float(np.exp(-np.logaddexp(0.0, -z)))  # the sigmoid, no overflow at z << 0
     return probs, usable
+
+
+class _Regression(StrictModel):
+    planes: list[str] = Field(min_length=1)
+    coef: list[FiniteFloat]
+    intercept: FiniteFloat
+
+    @model_validator(mode="after")
+    def _one_coefficient_a_plane(self) -> _Regression:
+        if len(self.coef) != len(self.planes):
+            raise ValueError(f"{len(self.coef)} coefficients for {len(self.planes)} planes")
+        return self
+
+
+class FusionFile(StrictModel):
+    """What RUN/fusion.json must hold to be applied: finite numbers, a regression for every non-empty subset
+    of the run's planes and each task it names, a prevalence in [0, 1] for each of the three labels."""
+
+    source: str
+    planes: list[str] = Field(min_length=1)
+    tasks: dict[str, dict[str, _Regression]]
+    prevalence: dict[str, float]
+
+    @model_validator(mode="after")
+    def _complete(self) -> FusionFile:
+        subsets = {
+            subset_key(s) for k in range(1, len(self.planes) + 1) for s in itertools.combinations(self.planes, k)
+        }
+        for task, models in self.tasks.items():
+            if task not in TASKS or subsets - set(models):
+                raise ValueError(f"task {task!r} needs a regression for each of {sorted(subsets)}")
+        if set(self.prevalence) != set(TASKS) or not all(0 <= p <= 1 for p in self.prevalence.values()):
+            raise ValueError(f"prevalence needs {', '.join(TASKS)}, each in [0, 1]")
+        return self

@@ -24,15 +24,14 @@ from torch import nn
 from radlab.core.console import summary_line, warn
 from radlab.core.engine.ensemble import expand_members
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.errors import RadlabDataError
+from radlab.core.errors import RadlabDataError, nothing_read
 from radlab.core.infer import iterate_batches, pick_device
 from radlab.core.infer.export import ExportPart, ExportSpec, HeldOut
 from radlab.core.io import resolve_under
-from radlab.core.io.volumes import read_volume
 from radlab.core.task import EngineOptions, engine_options
 from radlab.core.transforms import VolumeTransform
 from radlab.tasks.mrnet import MRNetConfig
-from radlab.tasks.mrnet.data import SeriesDataset, collate_exams
+from radlab.tasks.mrnet.data import SeriesDataset, collate_exams, read_series
 from radlab.tasks.mrnet.formats import (
     TASKS,
     Exam,
@@ -44,7 +43,7 @@ from radlab.tasks.mrnet.formats import (
     write_paths_csv,
     write_predictions,
 )
-from radlab.tasks.mrnet.model import SliceEncoder, Unit, apply_fusion, load_units, unit_run
+from radlab.tasks.mrnet.model import FusionFile, SliceEncoder, Unit, apply_fusion, load_units, unit_run
 
 ErrorHandler = Callable[[str, int, str], None]
 SLICES_PER_SERIES = 4
@@ -73,7 +72,7 @@ def load_run(run_dir: str | Path, engine: str = "torch") -> LoadedRun:
 
     run = RunDir(Path(run_dir))
     config: MRNetConfig = TASK.run_config(run.root)
-    fusion = run.read_json("fusion.json")
+    fusion = run.read_json("fusion.json", FusionFile)
     return LoadedRun(run.root, config, load_units(config, run, engine=engine), fusion)
 
 
@@ -146,6 +145,9 @@ def predict_csv(
         )
         probs, usable = apply_fusion(run.fusion, logits, len(exams))
         member_probs.append(probs)
+    if not usable.any():
+        listed = sum(len(exam.planes) for exam in exams)
+        raise nothing_read(input_csv, listed, "series", " (is --data-root the folder its paths start from?)")
     write_predictions(output_csv, np.mean(member_probs, axis=0))
     fallback = [exam.key for exam, ok in zip(exams, usable, strict=True) if not ok]
     for key in fallback:
@@ -235,7 +237,7 @@ def calibration_slices(
         if len(chosen) >= count:
             break
         try:
-            slices = transform(read_volume(volume_path(root, "train", plane, ids[i]))).numpy()
+            slices = transform(read_series(volume_path(root, "train", plane, ids[i]))).numpy()
         except RadlabDataError:
             continue
         picks = np.linspace(0, len(slices) - 1, min(SLICES_PER_SERIES, len(slices))).round().astype(int)

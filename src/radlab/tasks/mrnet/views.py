@@ -20,10 +20,10 @@ from radlab.core.errors import RadlabDataError
 from radlab.core.explain import Explanation, explain_each, feature_map_cam, overlay_heatmap, spatial_features
 from radlab.core.explain.overlay import resize_map
 from radlab.core.io.inputs import input_files
-from radlab.core.io.volumes import read_volume
 from radlab.core.transforms import VolumeTransform
 from radlab.core.transforms.volume import minmax_to_uint8
 from radlab.tasks.mrnet import PLANES, SERIES_MEAN, SERIES_STD
+from radlab.tasks.mrnet.data import read_series
 from radlab.tasks.mrnet.formats import KEYS, PAPER_AUROC
 from radlab.tasks.mrnet.model import SeriesClassifier
 from radlab.tasks.mrnet.predict import load_run
@@ -73,7 +73,7 @@ class MRNetExplainer:
 
     def explain_series(self, path: str | Path, plane: str, tasks: tuple[str, ...] | None = None) -> list[Explanation]:
         """One picture per (network, task) reading `plane`: the max slice at its original size, with its CAM."""
-        volume = read_volume(path)
+        volume = read_series(path)
         original = minmax_to_uint8(volume)
         slices = self.transform(volume)
         shown = []

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import typer
 from pydantic import Field
 
-from radlab.core.commands import AllowOutsideRootOption, DataRootOption
+from radlab.core.commands import AllowOutsideRootOption, DataRootOption, threshold_option
 from radlab.core.config import StrictModel
 from radlab.core.engine import config as base
 from radlab.core.task import PredictOptions, Task
@@ -20,7 +20,7 @@ def predict(
     output: Path,
     options: PredictOptions,
     data_root: DataRootOption = Path("."),
-    threshold: Annotated[float | None, typer.Option(help="Abnormal if p > threshold (default: the run's).")] = None,
+    threshold: Annotated[float | None, threshold_option("Abnormal if p > threshold (default: the run's).")] = None,
     tta: Annotated[bool | None, typer.Option("--tta/--no-tta", help="Average with the mirrored image.")] = None,
     probs: Annotated[Path | None, typer.Option("--probs", help="Also write study probabilities here.")] = None,
     allow_outside_root: AllowOutsideRootOption = False,

@@ -115,7 +115,14 @@ def _truth_table(truth_csv: str | Path) -> dict[str, int]:
 
 
 def _probabilities(csv_path: str | Path, studies: Sequence[str]) -> np.ndarray:
-    table = {row.study: row.probability for row in read_probabilities(csv_path)}
+    table: dict[str, float] = {}
+    first: dict[str, int] = {}
+    for row in read_probabilities(csv_path):
+        if row.study in table:
+            raise RadlabDataError(
+                csv_path, f"study {row.study} is listed twice (first on line {first[row.study]})", row.line
+            )
+        table[row.study], first[row.study] = row.probability, row.line
     missing = [s for s in studies if s not in table]
     if missing:
         raise RadlabDataError(csv_path, f"no probability for {len(missing)} predicted studies, e.g. {missing[0]}")

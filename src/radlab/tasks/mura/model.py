@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.errors import RadlabDataError
-from radlab.core.models import ImageClassifier, build_image_classifier, load_weights
+from radlab.core.models import ImageClassifier, build_image_classifier, load_trained
 from radlab.tasks.mura import MuraConfig
 
 
@@ -29,12 +28,4 @@ def load_model(run_dir: str | Path) -> tuple[MuraConfig, ImageClassifier]:
     run = RunDir(Path(run_dir))
     run.require_model()
     config: MuraConfig = TASK.run_config(run.root)
-    model = build_model(config, initialise=False)
-    state = load_weights(run.weights)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise RadlabDataError(
-            run.weights,
-            f"weights do not match {config.model.backbone} (missing {len(missing)}, unexpected {len(unexpected)})",
-        )
-    return config, model.eval()
+    return config, load_trained(build_model(config, initialise=False), run.weights, config.model.backbone)

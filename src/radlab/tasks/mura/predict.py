@@ -21,7 +21,7 @@ from torch import nn
 from radlab.core.console import summary_line, warn
 from radlab.core.engine.ensemble import expand_members
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.errors import RadlabDataError
+from radlab.core.errors import RadlabDataError, nothing_read
 from radlab.core.infer import engine_model, pick_device, stream_predictions
 from radlab.core.infer.export import ExportPart, ExportSpec, HeldOut, readable_batches
 from radlab.core.io import resolve_under
@@ -117,6 +117,8 @@ def predict_csv(
                 warn(f"{input_csv}:{line}: {error}; its study is predicted from its other images")
         pooler.add(groups.image_study[batch.indices], batch.probs[:, 0], readable)
 
+    if images and unreadable == len(images):
+        raise nothing_read(input_csv, len(images), "images", " (is --data-root the folder its paths start from?)")
     probabilities = pooler.probabilities()
     labels = (probabilities > threshold).astype(np.int64)
     fallback_studies = []

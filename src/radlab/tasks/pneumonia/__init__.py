@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import typer
 from pydantic import Field
 
+from radlab.core.commands import threshold_option
 from radlab.core.config import StrictModel
 from radlab.core.engine import config as base
 from radlab.core.task import PredictOptions, Task
@@ -18,7 +19,7 @@ def predict(
     input_dir: Annotated[Path, typer.Argument(metavar="INPUT", help="Folder of <patientId>.dcm files.")],
     output: Path,
     options: PredictOptions,
-    threshold: Annotated[float | None, typer.Option(help="Score threshold (default: the run's sweep).")] = None,
+    threshold: Annotated[float | None, threshold_option("Score threshold (default: the run's sweep).")] = None,
     use_global: Annotated[
         bool | None, typer.Option("--use-global/--no-global", help="Weigh scores by the global head.")
     ] = None,

@@ -26,7 +26,14 @@ from radlab.core.models import save_weights
 from radlab.tasks.pneumonia import PneumoniaConfig
 from radlab.tasks.pneumonia.data import DetectionTransform, PneumoniaDataset, xywh_to_xyxy
 from radlab.tasks.pneumonia.formats import TRAIN_IMAGES, read_submission
-from radlab.tasks.pneumonia.model import DenseDetector, PneumoniaDetector, opacity_weight, select, to_original
+from radlab.tasks.pneumonia.model import (
+    DenseDetector,
+    PneumoniaDetector,
+    PostprocessFile,
+    opacity_weight,
+    select,
+    to_original,
+)
 from radlab.tasks.pneumonia.predict import Loaded, predict_folder
 from radlab.tasks.pneumonia.synth import synthesize_pneumonia
 
@@ -121,7 +128,7 @@ class PneumoniaBench(BenchSpec):
         """The seeds' loop: per image, pydicom's pixel_array, the same resize, one eager fp32 forward pass, the
         run's post-processing."""
         config, model = loaded
-        post = _run(inputs.data_root.parent).read_json("postprocess.json")
+        post = _run(inputs.data_root.parent).read_json("postprocess.json", PostprocessFile)
         transform = DetectionTransform(config.data.image_size)
         model = model.eval().to(memory_format=torch.contiguous_format)
         found: Found = {}

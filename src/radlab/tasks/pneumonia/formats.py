@@ -135,5 +135,9 @@ def read_submission(csv_path: str | Path) -> dict[str, Prediction]:
         if cells[0] in predictions:
             raise RadlabDataError(csv_path, f"patient {cells[0]} appears twice", line)
         groups = np.array(values, dtype=np.float64).reshape(-1, 5)
+        if not np.isfinite(groups).all():
+            raise RadlabDataError(csv_path, f"PredictionString holds NaN or infinity: {cells[1]!r}", line)
+        if (groups[:, 0] < 0).any():
+            raise RadlabDataError(csv_path, f"PredictionString holds a negative confidence: {cells[1]!r}", line)
         predictions[cells[0]] = Prediction(groups[:, 1:], groups[:, 0])
     return predictions

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from timm.layers import freeze_batch_norm_2d
 from torch import nn
 from torchvision.models.detection import RetinaNet
@@ -29,6 +30,7 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelP6P7
 
+from radlab.core.config import StrictModel
 from radlab.core.errors import RadlabConfigError
 from radlab.core.metrics.detection import Comparison, mean_average_precision
 from radlab.core.models import create_backbone
@@ -231,6 +233,16 @@ def export_metadata(detector: PneumoniaDetector, size: int) -> dict[str, str]:
 def logit(p: torch.Tensor) -> torch.Tensor:
     p = p.clamp(1e-6, 1 - 1e-6)
     return torch.log(p) - torch.log1p(-p)
+
+
+class PostprocessFile(StrictModel):
+    """What RUN/postprocess.json must hold: the chosen score threshold (null before any sweep) and the
+    pruning, as numbers in range."""
+
+    score_threshold: float | None = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+    relative_prune: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+    nms_iou: float = Field(gt=0.0, le=1.0, allow_inf_nan=False)
+    use_global: bool
 
 
 def to_original(boxes_xyxy: np.ndarray, input_size: int, original: tuple[int, int]) -> np.ndarray:

@@ -28,13 +28,13 @@ import torch
 from radlab.core.console import summary_line, warn
 from radlab.core.engine.ensemble import expand_members
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.errors import RadlabConfigError, RadlabDataError
+from radlab.core.errors import RadlabConfigError, RadlabDataError, nothing_read
 from radlab.core.infer import engine_model, iterate_batches, pick_device
 from radlab.core.infer.export import ExportPart, ExportSpec, HeldOut, readable_batches
 from radlab.core.infer.onnx import OnnxRuntimeModel
 from radlab.core.io.atomic import atomic_write_text
 from radlab.core.io.dicom import list_dicom_folder
-from radlab.core.models import load_weights
+from radlab.core.models import load_trained
 from radlab.core.task import EngineOptions, engine_options
 from radlab.tasks.pneumonia import PneumoniaConfig
 from radlab.tasks.pneumonia.data import DetectionTransform, DicomBoxDataset, collate_detection
@@ -52,6 +52,7 @@ from radlab.tasks.pneumonia.model import (
     DenseDetector,
     EngineDetector,
     PneumoniaDetector,
+    PostprocessFile,
     export_metadata,
     logit,
     opacity_weight,
@@ -111,7 +112,7 @@ def predict_folder(
     for other, _ in loaded[1:]:
         if (other.data.image_size, other.model.levels) != (config.data.image_size, config.model.levels):
             raise RadlabConfigError("ensembled runs must share data.image_size and model.levels")
-    posts = [RunDir(Path(run)).read_json("postprocess.json") for run in run_dirs]
+    posts = [RunDir(Path(run)).read_json("postprocess.json", PostprocessFile) for run in run_dirs]
     post = posts[0]
     if threshold is None:  # each fold chose its own on its held-out fold: their mean
         chosen = [p["score_threshold"] for p in posts if p["score_threshold"] is not None]
@@ -154,6 +155,8 @@ def predict_folder(
                     float(weights[k]) if use_global else None,
                 )
                 rows.append((patient, Prediction(kept, scores)))
+    if unreadable == len(rows):
+        raise nothing_read(input_dir, len(rows), "DICOM files")
     write_submission(output_csv, rows)
     return PredictionSummary(
         len(rows), sum(len(p.scores) > 0 for _, p in rows), sum(len(p.scores) for _, p in rows), unreadable
@@ -174,11 +177,7 @@ def load_run(run_dir: str | Path, engine: str = "torch") -> Loaded:
     run = RunDir(Path(run_dir))
     run.require_model()
     config: PneumoniaConfig = TASK.run_config(run.root)
-    model = PneumoniaDetector(config, initialise=False)
-    missing, unexpected = model.load_state_dict(load_weights(run.weights), strict=False)
-    if missing or unexpected:
-        raise RadlabDataError(run.weights, f"weights do not match {config.model.backbone} (missing {len(missing)})")
-    model = model.eval()
+    model = load_trained(PneumoniaDetector(config, initialise=False), run.weights, config.model.backbone)
     network = engine_model(model, run.root, engine)
     if not isinstance(network, OnnxRuntimeModel):
         return config, model

@@ -8,13 +8,14 @@ when given, are drawn in green beside them.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from pydantic import RootModel
 
+from radlab.core.config import StrictModel
 from radlab.core.engine.callbacks import read_history
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError
@@ -25,7 +26,7 @@ from radlab.core.report import CaseTable, Section, figure_html, gallery, image_h
 from radlab.core.report.plots import sweep_curves
 from radlab.tasks.pneumonia.data import DetectionTransform, xywh_to_xyxy
 from radlab.tasks.pneumonia.formats import DETECTIONS_FILE, SWEEP_FILE
-from radlab.tasks.pneumonia.model import opacity_weight, select, to_original
+from radlab.tasks.pneumonia.model import PostprocessFile, opacity_weight, select, to_original
 from radlab.tasks.pneumonia.predict import load_run
 
 PREDICTED, TRUE = (255, 64, 64), (64, 220, 64)
@@ -45,9 +46,24 @@ def sections(run: RunDir, metrics: dict[str, Any], cases: CaseTable | None) -> l
     path = run.file(DETECTIONS_FILE)
     if not path.is_file():
         return [*found, Section("Validation boxes", paragraph(f"{path} is missing; retrain to get it."))]
-    detections = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        detections = run.read_json(DETECTIONS_FILE, DetectionsFile)
+    except RadlabDataError as error:
+        return [*found, Section("Validation boxes", paragraph(f"{error}; retrain to get it again."))]
     found.append(Section("Predicted (red) against true (green) boxes, validation", _gallery(detections)))
     return found
+
+
+class ValidationDetection(StrictModel):
+    """One image of RUN/valid_detections.json: its file, true boxes, and the kept boxes with their scores."""
+
+    input: str
+    truth: list[tuple[float, float, float, float]]
+    boxes: list[tuple[float, float, float, float]]
+    scores: list[float]
+
+
+DetectionsFile = RootModel[list[ValidationDetection]]
 
 
 def _gallery(detections: list[dict[str, Any]], count: int = 4) -> str:
@@ -87,7 +103,7 @@ class PneumoniaExplainer:
     def __init__(self, run_dir: str | Path) -> None:
         self.config, self.model = load_run(run_dir)
         self.model.eval()
-        self.post = RunDir(Path(run_dir)).read_json("postprocess.json")
+        self.post = RunDir(Path(run_dir)).read_json("postprocess.json", PostprocessFile)
         self.transform = DetectionTransform(self.config.data.image_size)
 
     @torch.no_grad()
