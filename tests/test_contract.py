@@ -111,19 +111,28 @@ def _in_progress(run: Path) -> Path | None:
     return None
 
 
+def _long_training(name: str, tiny, run: Path, stderr: int) -> tuple[list, subprocess.Popen[str]]:
+    """(its arguments, the process): a training of the task's tiny data with no end in sight, in a session of
+    its own (so that the whole group can be killed), Ctrl-C at its default (a background job inherits SIG_IGN)."""
+    args = [name, "train", "--data-root", tiny.data(name), "--out", run, "--config", "cpu-small"]
+    long = tiny_sets(name, "train.max_epochs=100000", "train.early_stopping_patience=null")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "radlab", *map(str, args + long)],
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    return args, process
+
+
 @pytest.mark.parametrize("name", TASKS)
 def test_resume_after_kill_9_during_training_continues_from_the_last_checkpoint(name, tiny, tmp_path):
     from radlab.core.engine.checkpoint_io import load_checkpoint_file
 
     run = tmp_path / "run"
-    args = [name, "train", "--data-root", tiny.data(name), "--out", run, "--config", "cpu-small"]
-    long = tiny_sets(name, "train.max_epochs=60", "train.early_stopping_patience=null")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "radlab", *map(str, args + long)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    args, process = _long_training(name, tiny, run, stderr=subprocess.DEVNULL)
     try:
         _wait_for(lambda: _in_progress(run) is not None)
     finally:
@@ -155,16 +164,7 @@ def test_a_signal_during_training_exits_128_plus_its_number_with_one_line(name, 
     """Finding 4: SIGTERM (pre-emption, `timeout`) exited 0 with no message, as if training had finished, and
     ICH skipped its later stages; SIGINT exited 1, the code of a data error."""
     run = tmp_path / "run"
-    args = [name, "train", "--data-root", tiny.data(name), "--out", run, "--config", "cpu-small"]
-    long = tiny_sets(name, "train.max_epochs=100000", "train.early_stopping_patience=null")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "radlab", *map(str, args + long)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background job inherits SIG_IGN
-    )
+    _, process = _long_training(name, tiny, run, stderr=subprocess.PIPE)
     try:
         _wait_for(lambda: _first_checkpoint(run) or process.poll() is not None)
         process.send_signal(signum)
