@@ -22,7 +22,7 @@ import typer
 
 from radlab.core.commands import codalab_command, predict_command, synth_command, train_command
 from radlab.core.console import info
-from radlab.core.errors import Interrupted, RadlabConfigError, RadlabDataError, RadlabError
+from radlab.core.errors import Interrupted, RadlabConfigError, RadlabDataError, RadlabError, exit_code_of
 from radlab.core.task import Task, get_task, task_names, task_of_run, tasks
 
 DEMO_MARKER = ".radlab-demo"
@@ -276,18 +276,5 @@ def main() -> None:
     with warnings.catch_warnings():
         for pattern in _NOISE:
             warnings.filterwarnings("ignore", message=pattern)
-        try:
-            app()
-        except Interrupted as exc:
-            print(str(exc), file=sys.stderr)
-            sys.exit(exc.exit_code)
-        except RadlabError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            sys.exit(exc.exit_code)
-        except OSError as exc:  # the file system said no: a full disk, a read-only folder, a folder for a file
-            where = f"{exc.filename}: " if exc.filename else ""
-            print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            print(str(Interrupted(signal.SIGINT)), file=sys.stderr)
-            sys.exit(130)
+        code = exit_code_of(app)
+    sys.exit(code)

@@ -61,6 +61,15 @@ def parse_value(raw: str) -> Any:
     return value
 
 
+def flat_keys(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` as `{"a.b": 1}`: a config's leaves under the dotted keys `--set` takes."""
+    found: dict[str, Any] = {}
+    for name, value in tree.items():
+        key = f"{prefix}.{name}" if prefix else str(name)
+        found.update(flat_keys(value, key) if isinstance(value, Mapping) else {key: value})
+    return found
+
+
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Recursively merge `override` into a copy of `base` (mappings merge, everything else replaces)."""
     merged = dict(base)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+from collections.abc import Callable
 from os import PathLike
 
 
@@ -30,13 +33,12 @@ class RadlabConfigError(RadlabError):
     exit_code = 2
 
 
-class Interrupted(RadlabError):
+class Interrupted(BaseException):
     """SIGTERM or SIGINT arrived: the command stops with 128 + the signal's number (143, 130) and one line
-    saying where (`during`) and what to do next (`then`)."""
+    saying where (`during`) and what to do next (`then`). A BaseException, as KeyboardInterrupt is, so that
+    no `except Exception` on the way (a reader's "unreadable file" fallback, say) takes it for a bad file."""
 
     def __init__(self, signum: int, during: str = "", then: str = "") -> None:
-        import signal
-
         self.signum = signum
         self.exit_code = 128 + signum
         name = signal.Signals(signum).name
@@ -61,3 +63,25 @@ def nothing_read(source: str | PathLike[str], total: int, what: str, hint: str =
     """The error of a predict none of whose `total` inputs could be read: a submission of fallbacks only would
     look complete, so nothing is written (exit 1). `hint` names the likely mistake."""
     return RadlabDataError(source, f"none of its {total} {what} could be read; nothing written{hint}")
+
+
+def exit_code_of(run: Callable[[], object]) -> int:
+    """Run `run` (a command); 0 when it returns. A user's error, a file-system refusal (a full disk, a
+    read-only folder) or an interrupt is one line on stderr and its exit code instead of a traceback. What an
+    entry point (the CLI, a CodaLab bundle's predict.py) hands to sys.exit."""
+    try:
+        run()
+    except Interrupted as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.exit_code
+    except RadlabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(str(Interrupted(signal.SIGINT)), file=sys.stderr)
+        return 130
+    return 0

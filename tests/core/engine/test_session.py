@@ -57,10 +57,14 @@ def _trained(tmp_path, task="mura"):
         ("mura", None, "train.progress=lines", None),
         ("mura", None, "data.num_workers=0", None),
         ("mura", None, "predict.batch_size=3", None),
+        ("mura", None, "train.early_stopping_patience=9", "train.early_stopping_patience"),  # Lightning restores it
+        ("mura", None, "model.weights_file=/moved/densenet.safetensors", None),  # the checkpoint replaces them
+        ("mura", None, "model.pretrained=false", None),
         ("ich", "sequence", "train.fold=1", "train.fold"),  # finding 7: its slice CNN is fold 0's
         ("ich", "sequence", "sequence.max_epochs=3", None),
         ("ich", "embed", "embeddings.tta=[none]", None),
         ("ich", "embed", "data.image_size=64", "data.image_size"),
+        ("ich", "embed", "sequence.lr=0.005", "sequence.lr"),  # --stage embed trains no sequence model
     ],
 )
 def test_resume_and_later_stages_refuse_what_they_could_not_apply(tmp_path, task, stage, override, refused):

@@ -232,3 +232,18 @@ def test_processes_sharing_a_cache_extend_it_without_deleting_each_others_store(
     cache = PreprocessCache(tmp_path / "cache", decode.params, decode.shape)
     slots, _ = cache.ensure(paths, decode)
     np.testing.assert_array_equal(cache.array(int(slots[7])), decode(paths[7]))
+
+
+def test_a_cold_build_hashes_each_file_once(tmp_path, monkeypatch):
+    import radlab.core.io.cache as cache_module
+
+    paths = _images(tmp_path, 5)
+    hashed = []
+    real = cache_module.content_key
+    monkeypatch.setattr(cache_module, "content_key", lambda path: hashed.append(path) or real(path))
+    decode = CountingDecode(16)
+    PreprocessCache(tmp_path / "cache", decode.params, decode.shape).ensure(paths, decode)
+    assert sorted(map(str, hashed)) == sorted(map(str, paths))
+    hashed.clear()
+    PreprocessCache(tmp_path / "cache", decode.params, decode.shape).ensure(paths, decode)
+    assert hashed == []  # unchanged files: known by their identity

@@ -31,8 +31,9 @@ def files(tmp_path):
         (["link.csv"], ["in.csv"], "would overwrite the input"),
         (["hard.csv"], ["in.csv"], "would overwrite the input"),
         (["images/a.dcm"], ["images"], "would overwrite the input"),
-        (["run/model.safetensors"], ["in.csv"], "is a file of the model"),  # finding 2: the weights were lost
-        (["run/config.yaml"], ["in.csv"], "is a file of the model"),
+        (["run/model.safetensors"], ["in.csv"], "is inside the model"),  # finding 2: the weights were lost
+        (["run/config.yaml"], ["in.csv"], "is inside the model"),
+        (["run/new.csv"], ["in.csv"], "is inside the model"),  # refused before it exists, so on a rerun too
         (["out.csv", "out.csv"], ["in.csv"], "are the same file"),  # finding 2: --probs over the submission
         (["out.csv", "./out.csv"], ["in.csv"], "are the same file"),
     ],
@@ -44,7 +45,7 @@ def test_an_output_that_would_destroy_an_input_or_the_model_is_a_usage_error(fil
         check_outputs(outputs, inputs=inputs, models=["run"])
 
 
-@pytest.mark.parametrize("outputs", [["out.csv"], ["out.csv", "probs.csv"], ["run/new.csv"], ["images/new.csv"]])
+@pytest.mark.parametrize("outputs", [["out.csv"], ["out.csv", "probs.csv"], ["images/new.csv"], ["runs.csv"]])
 def test_new_files_beside_the_inputs_are_fine(files, outputs):
     os.chdir(files)
     check_outputs(outputs, inputs=["in.csv", "images"], models=["run"])

@@ -64,6 +64,7 @@ def test_cached_embeddings_that_no_longer_match_are_made_again(tiny_ich, tiny_ic
     import shutil
 
     from radlab.core.engine.run_dir import RunDir
+    from radlab.core.io.cache import content_key
     from radlab.tasks.ich.data import fold_rows, read_training_table
     from radlab.tasks.ich.model import cached_embedded, embedding_source
 
@@ -78,7 +79,7 @@ def test_cached_embeddings_that_no_longer_match_are_made_again(tiny_ich, tiny_ic
     table = read_training_table(data)
     rows, _ = fold_rows(table, config)
     paths = [table.infos[i].path for i in rows]
-    source = embedding_source(config, RunDir(run / "slice").weights, paths)
+    source = embedding_source(config, content_key(RunDir(run / "slice").weights), paths)
     embedded, reason = cached_embedded(run / "embeddings", "train", [p.stem for p in paths], source)
     assert embedded is not None, reason  # the cache now holds what these rows would be embedded as
 

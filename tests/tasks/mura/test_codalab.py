@@ -55,3 +55,14 @@ def test_bundle_usage_error(tiny_run, tmp_path):
     build_bundle(get_task("mura"), tiny_run, tmp_path / "b")
     result = subprocess.run([sys.executable, str(tmp_path / "b/src/predict.py")], capture_output=True, text=True)
     assert result.returncode == 2 and "usage:" in result.stderr
+
+
+def test_a_bundle_refuses_to_write_over_its_input(tiny_run, tmp_path, capsys):
+    """The bundle's predict.py keeps the CLI's output checks: `predict.py in.csv in.csv` used to replace the
+    input with the predictions."""
+    from radlab.core.infer.bundle import bundle_main
+
+    (tmp_path / "in.csv").write_text("MURA-v1.1/valid/XR_HAND/patient1/study1_positive/image1.png\n")
+    before = (tmp_path / "in.csv").read_text()
+    assert bundle_main("radlab.tasks.mura", [str(tmp_path / "in.csv")] * 2, tiny_run) == 2
+    assert "would overwrite the input" in capsys.readouterr().err and (tmp_path / "in.csv").read_text() == before

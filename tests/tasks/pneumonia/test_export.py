@@ -64,7 +64,7 @@ def test_an_export_for_another_image_size_is_refused(exported, tiny_pneumonia, t
         "pneumonia",
         "predict",
         tiny_pneumonia / TEST_IMAGES,
-        exported / "o.csv",
+        tmp_path / "o.csv",
         "--model",
         exported,
         "--engine",

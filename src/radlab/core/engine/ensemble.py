@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from radlab.core.config import describe_validation_error
 from radlab.core.console import info
+from radlab.core.engine.run_dir import finite, refuse_json_constant
 from radlab.core.errors import RadlabDataError, RadlabError
 from radlab.core.io.atomic import atomic_write_text
 
@@ -68,7 +70,7 @@ def write_manifest(out: Path, task: str, folds: int, scores: list[dict[str, floa
     names = sorted({name for s in scores for name in s})
     summary = {}
     for name in names:
-        values = [value for s in scores if (value := s.get(name)) is not None]
+        values = [value for s in scores if (value := s.get(name)) is not None and math.isfinite(value)]
         if values:
             sd = statistics.stdev(values) if len(values) > 1 else 0.0
             summary[name] = {"mean": statistics.fmean(values), "sd": sd}
@@ -80,7 +82,7 @@ def write_manifest(out: Path, task: str, folds: int, scores: list[dict[str, floa
         "held_out": scores,
         "summary": summary,
     }
-    atomic_write_text(out / ENSEMBLE_FILE, json.dumps(document, indent=2) + "\n")
+    atomic_write_text(out / ENSEMBLE_FILE, json.dumps(finite(document), indent=2, allow_nan=False) + "\n")
 
 
 class _Scores(BaseModel):
@@ -94,7 +96,7 @@ class _Scores(BaseModel):
 def read_manifest(folder: Path) -> dict[str, Any]:
     path = folder / ENSEMBLE_FILE
     try:
-        document = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+        document = json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse_json_constant)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise RadlabDataError(path, f"unreadable ensemble manifest ({exc})") from None
     if not isinstance(document, dict) or document.get("kind") != ENSEMBLE_KIND:
@@ -107,10 +109,6 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     except ValidationError as exc:
         raise RadlabDataError(path, describe_validation_error(exc)) from None
     return document
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number")
 
 
 def is_ensemble(folder: str | Path) -> bool:

@@ -26,7 +26,8 @@ def finite(data: Any) -> Any:
     return data
 
 
-def _no_constant(name: str) -> Any:
+def refuse_json_constant(name: str) -> Any:
+    """json.loads' parse_constant: NaN, Infinity and -Infinity are refused (a run file holds finite numbers)."""
     raise ValueError(f"{name} is not a number a run file may hold")
 
 
@@ -120,7 +121,7 @@ class RunDir:
         hand-edited file is one line naming it, never a traceback or a NaN in an output."""
         path = self.file(name)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+            data = json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse_json_constant)
         except FileNotFoundError:
             raise RadlabDataError(path, "missing from the run directory") from None
         except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:

@@ -7,8 +7,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from radlab.core.config import config_to_yaml, deep_merge, parse_overrides, read_yaml, validate_config
-from radlab.core.engine.config import EngineConfig
+from radlab.core.config import config_to_yaml, deep_merge, flat_keys, parse_overrides, read_yaml, validate_config
+from radlab.core.engine.config import BackboneConfig, EngineConfig
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabConfigError, RadlabError
 from radlab.core.io.atomic import atomic_write_text
@@ -29,11 +29,15 @@ def is_primary_process() -> bool:
 
 
 ENGINE_RESUMABLE = frozenset(
-    {"max_epochs", "progress", "devices", "accelerator", "strategy", "num_nodes", "early_stopping_patience"}
+    {"max_epochs", "progress", "devices", "accelerator", "strategy", "num_nodes"}
     | {"limit_train_batches", "limit_val_batches"}
 )
-"""The keys of an engine section that a resumed run may change: how long, where and how verbosely it runs."""
+"""The keys of an engine section that a resumed run may change: how long, where and how verbosely it runs.
+(Not `early_stopping_patience`: Lightning restores the patience with the callback's state.)"""
 DATA_RESUMABLE = frozenset({"num_workers", "cache_dir"})
+MODEL_RESUMABLE = frozenset({"pretrained", "weights_file", "trust_pickle"})
+"""The starting weights of a backbone: the checkpoint replaces them, so a resumed run may say where they are
+now (or that it has none, offline)."""
 
 
 @contextlib.contextmanager
@@ -82,27 +86,19 @@ def open_run(
         yield run, config, checkpoint
 
 
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    return {
-        key: value
-        for name, sub in tree.items()
-        for key, value in _flat(sub, f"{prefix}.{name}" if prefix else name).items()
-    }
-
-
 def _refuse_changes(task: Task, before: Any, after: Any, stage: str | None) -> None:
     """A resumed run continues from its checkpoint: the optimiser, the schedule, the kept-model state and the
     data it was split on come from there, so `--set` may change only how long, where and how it runs. A later
-    `stage` trained again may also change that stage's own sections (and the ones after it)."""
-    free = set(task.stages[task.stages.index(stage) :]) if stage else set()
-    sections = {name for s in free for name in task.stage_sections.get(s, ())}
-    old, new = _flat(before.model_dump(mode="json")), _flat(after.model_dump(mode="json"))
+    `stage` trained again may also change the sections of that stage (the only one that runs)."""
+    sections = set(task.stage_sections.get(stage, ())) if stage else set()
+    old, new = flat_keys(before.model_dump(mode="json")), flat_keys(after.model_dump(mode="json"))
     for key in sorted(k for k in new if old.get(k) != new[k]):
         section, _, name = key.partition(".")
-        engine = isinstance(getattr(after, section, None), EngineConfig) and name in ENGINE_RESUMABLE
-        harmless = engine or section in ("predict", "tune") or (section == "data" and name in DATA_RESUMABLE)
+        part = getattr(after, section, None)
+        engine = isinstance(part, EngineConfig) and name in ENGINE_RESUMABLE
+        weights = isinstance(part, BackboneConfig) and name in MODEL_RESUMABLE
+        data = section == "data" and name in DATA_RESUMABLE
+        harmless = engine or weights or data or section in ("predict", "tune")
         if not (harmless or section in sections):
             what = f"--stage {stage} retrains {', '.join(sorted(sections))} only" if stage else "a resumed run"
             raise RadlabConfigError(

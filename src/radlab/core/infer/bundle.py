@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 import radlab
 from radlab.core.engine.ensemble import ENSEMBLE_FILE, is_ensemble, read_manifest
-from radlab.core.errors import RadlabDataError, RadlabError
+from radlab.core.errors import RadlabDataError, RadlabError, exit_code_of
 from radlab.core.io.atomic import atomic_write_text
+from radlab.core.io.outputs import check_outputs
 
 if TYPE_CHECKING:
     from radlab.core.task import Task
@@ -49,13 +50,14 @@ def bundle_main(package: str, argv: list[str], model_dir: Path) -> int:
     if len(argv) != 2:
         print(f"usage: python src/predict.py {task.codalab.usage}", file=sys.stderr)
         return 2
-    try:
-        summary = task.codalab.predict.get()(argv[0], argv[1], model_dir)
-    except RadlabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(f"{summary} -> {argv[1]}", file=sys.stderr)
-    return 0
+    codalab = task.codalab
+
+    def predict() -> None:
+        check_outputs([argv[1]], inputs=[argv[0]], models=[model_dir])
+        summary = codalab.predict.get()(argv[0], argv[1], model_dir)
+        print(f"{summary} -> {argv[1]}", file=sys.stderr)
+
+    return exit_code_of(predict)
 
 
 def build_bundle(task: Task, run_dir: str | Path, out_dir: str | Path) -> Path:

@@ -89,6 +89,15 @@ def _named(final: str | os.PathLike[str]) -> Iterator[None]:
 
 
 def _umask() -> int:
+    """The process's umask, read from /proc where Linux shows it: setting it to read it back (the portable way)
+    would, for that instant, give files other threads create (a sqlite journal, say) mode 0666."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask

@@ -72,7 +72,7 @@ def _identity(item: Any) -> Any:
     return item
 
 
-def _identity_of(stat: os.stat_result) -> list[int]:
+def file_identity(stat: os.stat_result) -> list[int]:
     """What must be unchanged for a file not to be hashed again: size, modification and change times, inode.
     The change time moves with any rewrite, even one that restores the modification time (cp -p, rsync -t)."""
     return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
@@ -113,21 +113,25 @@ class PreprocessCache:
         """Content keys of `paths`; files unchanged since the index saw them (size, times, inode) are not
         re-read. A file that is missing, unreadable or not a regular file (a FIFO would block the hash) gets a
         key of its own that no store holds ("missing:<path>"): its decoder then reports it."""
-        files = (known or self._load_index())["files"]
-        found = []
+        return self._keys(paths, (known or self._load_index())["files"])[0]
+
+    def _keys(self, paths: Sequence[str | Path], files: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+        """(each path's key, path -> [*identity, key] for each regular file: what an index records)."""
+        found, seen_now = [], {}
         for path in map(str, paths):
             try:
                 stat = os.stat(path)
                 seen = files.get(path)
                 if not S_ISREG(stat.st_mode):
                     found.append(f"missing:{path}")
-                elif seen and seen[:4] == _identity_of(stat):
-                    found.append(seen[4])
-                else:
-                    found.append(content_key(path))
+                    continue
+                key = seen[4] if seen and seen[:4] == file_identity(stat) else content_key(path)
             except OSError:
                 found.append(f"missing:{path}")
-        return found
+                continue
+            found.append(key)
+            seen_now[path] = [*file_identity(stat), key]
+        return found, seen_now
 
     def ensure(self, paths: Sequence[str | Path], decode: Decoder, workers: int = 0) -> tuple[np.ndarray, list[str]]:
         """(slot per path, error per path): decodes what the store lacks, then maps the store.
@@ -136,14 +140,14 @@ class PreprocessCache:
         dict) or raises RadlabDataError (the error is cached too, so a corrupt file is reported every time but
         decoded once)."""
         with locked(self.root, shared=True):  # no writer swaps the store while its index is read and mapped
-            index, keys, missing = self._plan(paths)
+            index, keys, missing, seen = self._plan(paths, {})
             if not missing:
                 self._map(index)
         if missing:
             with locked(self.root):  # one writer; the others (DDP ranks, other predicts) wait, then reuse it
-                index, keys, missing = self._plan(paths)
+                index, keys, missing, seen = self._plan(paths, seen)  # files hashed above are not hashed again
                 if missing:
-                    index = self._extend(index, paths, keys, missing, decode, workers)
+                    index = self._extend(index, missing, seen, decode, workers)
                 self._map(index)
         slots = np.array([index["slots"].get(k, -1) for k in keys], dtype=np.int64)
         errors = [index["errors"].get(k, "") if s < 0 else "" for k, s in zip(keys, slots, strict=True)]
@@ -154,21 +158,25 @@ class PreprocessCache:
                 errors[k] = str(_not_cacheable(path))
         return slots, errors
 
-    def _plan(self, paths: Sequence[str | Path]) -> tuple[dict[str, Any], list[str], list[str]]:
-        """(the index as it stands, each path's key, the keys the store lacks)."""
+    def _plan(
+        self, paths: Sequence[str | Path], seen: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[str], list[str], dict[str, Any]]:
+        """(the index as it stands, each path's key, the keys the store lacks, what was learnt of each file);
+        `seen` is what an earlier plan learnt, trusted while a file's identity is unchanged."""
         index = self._load_index()
-        keys = self.keys(paths, index)
-        return index, keys, sorted({k for k in keys if k not in index["slots"] and k not in index["errors"]})
+        keys, learnt = self._keys(paths, {**index["files"], **seen})
+        missing = sorted({k for k in keys if k not in index["slots"] and k not in index["errors"]})
+        return index, keys, missing, learnt
 
     def _map(self, index: dict[str, Any]) -> None:
         self._index = index
         self._data = np.load(self.root / index["data"], mmap_mode="r", allow_pickle=False) if index["data"] else None
 
-    def _extend(self, index, paths, keys, missing, decode, workers) -> dict[str, Any]:
+    def _extend(self, index, missing, seen, decode, workers) -> dict[str, Any]:
         wanted = set(missing)
         todo: dict[str, str] = {}
-        for key, path in zip(keys, map(str, paths), strict=True):
-            if key in wanted and not key.startswith("missing:"):
+        for path, (*_, key) in seen.items():
+            if key in wanted:
                 todo.setdefault(key, path)
         old = np.load(self.root / index["data"], mmap_mode="r", allow_pickle=False) if index["data"] else None
         count = (0 if old is None else len(old)) + len(todo)
@@ -200,10 +208,7 @@ class PreprocessCache:
             next_slot += 1
         data.flush()
         del data
-        files = dict(index["files"])
-        for key, path in zip(keys, map(str, paths), strict=True):
-            if not key.startswith("missing:"):
-                files[path] = [*_identity_of(os.stat(path)), key]
+        files = {**index["files"], **seen}
         new = {"shape": list(self.shape), "data": name, "slots": slots, "errors": errors, "files": files, "meta": meta}
         new["params"] = self.params
         atomic_write_text(self.root / INDEX, json.dumps(new))

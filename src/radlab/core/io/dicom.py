@@ -93,7 +93,6 @@ def rescale_of(ds: Dataset) -> tuple[float, float]:
     return found[0], found[1]
 
 
-
 def modality_values(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
     """Stored values -> modality units (HU for CT) with the rescale slope and intercept, as float32."""
     if pixels.ndim == 3:

@@ -16,7 +16,7 @@ import numpy as np
 from radlab.core.errors import RadlabDataError
 from radlab.core.io.dicom import display_image, header_value, read_dicom, read_header, transfer_syntax_name
 from radlab.core.io.images import read_image
-from radlab.core.io.inputs import require_regular
+from radlab.core.io.inputs import require_regular, walk_files
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
 
@@ -120,10 +120,10 @@ def _is_colour(path: Path) -> bool:
 
 
 def iter_files(paths: Sequence[str | Path]) -> Iterator[Path]:
-    """Files as given, and every file under a given folder (sorted)."""
+    """Files as given, and every file under a given folder (sorted; FIFOs and devices too, to be reported)."""
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file())
+            yield from walk_files(path)
         else:
             yield path

@@ -1,5 +1,5 @@
 """Checks on the files a command is about to write, made before any work: an output must not be one of its
-inputs, a file of a model it reads, or another of its outputs (a usage error), and it must be writable
+inputs, inside a model it reads, or another of its outputs (a usage error), and it must be writable
 (a data error naming it) — so that a long prediction never ends by destroying a file or failing to save."""
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def check_outputs(
     inputs: Iterable[str | os.PathLike[str]] = (),
     models: Iterable[str | os.PathLike[str]] = (),
 ) -> None:
-    """Refuse (exit 2) an output that is the same file as an input, an existing file under a model's run
-    directory, or another output; refuse (exit 1) one that is a folder or cannot be written."""
+    """Refuse (exit 2) an output that is the same file as an input, one inside a model's run directory, or
+    another output; refuse (exit 1) one that is a folder or cannot be written."""
     seen: dict[Path, Path] = {}
     for output in outputs:
         target, existing = write_target(output)
@@ -49,9 +49,9 @@ def check_outputs(
             inside = inside and real.suffix.lower() in READ_SUFFIXES  # one of the folder's images
             if _same_file(real, source_real) or inside:
                 raise RadlabConfigError(f"{output} would overwrite the input {source}; write the output elsewhere")
-        for model in models:
-            if existing is not None and real.is_relative_to(_real(model)):
-                raise RadlabConfigError(f"{output} is a file of the model {model}; write the output elsewhere")
+        for model in models:  # whether it exists yet or not: a rerun must not be refused what a first run did
+            if real.is_relative_to(_real(model)):
+                raise RadlabConfigError(f"{output} is inside the model {model}; write the output elsewhere")
         _check_writable(Path(output), target, existing is not None)
 
 

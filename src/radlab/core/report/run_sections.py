@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from radlab.core.config import read_yaml
+from radlab.core.config import flat_keys, read_yaml
 from radlab.core.console import warn
 from radlab.core.engine.callbacks import read_history
 from radlab.core.engine.run_dir import MetricsFile, RunDir
@@ -42,22 +42,18 @@ KEY_SETTINGS = (
 )
 
 
-def _flatten(tree: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    if isinstance(tree, dict):
-        items: list[tuple[str, Any]] = []
-        for key, value in tree.items():
-            items += _flatten(value, f"{prefix}{key}.")
-        return items
-    if isinstance(tree, list) and len(tree) > 8:
-        tree = f"[{len(tree)} values]"
-    return [(prefix.rstrip("."), tree)]
+def _shown(value: Any) -> Any:
+    """A setting as the report's table shows it: a list as JSON, a long one as its length."""
+    if isinstance(value, list):
+        return f"[{len(value)} values]" if len(value) > 8 else json.dumps(value)
+    return value
 
 
 def run_sections(run_dir: str | Path) -> list[Section]:
     """Config summary and training curves of a run directory."""
     run = RunDir(Path(run_dir))
     config = read_yaml(run.config, "run config") if run.config.is_file() else {}
-    settings = [(key, json.dumps(value) if isinstance(value, list) else value) for key, value in _flatten(config)]
+    settings = [(key, _shown(value)) for key, value in flat_keys(config).items()]
     key_settings = [(key, value) for key, value in settings if key in KEY_SETTINGS]
     body = table_html(["setting", "value"], key_settings) + (
         f"<details><summary>all {len(settings)} settings (config.yaml)</summary>"

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from radlab.core.infer import iterate_batches, pick_device
 from radlab.core.io.atomic import atomic_path, atomic_write_text
-from radlab.core.io.cache import content_key
+from radlab.core.io.cache import file_identity
 from radlab.core.models import ImageClassifier, build_image_classifier, load_trained
 from radlab.tasks.ich import IchConfig
 from radlab.tasks.ich.data import SequenceDataset, SliceDataset, collate_sequences
@@ -160,20 +160,19 @@ def embed_slices(
     return Embedded([p.stem for p in paths], embeddings, probs, readable, errors)
 
 
-def embedding_source(config: IchConfig, weights: Path, paths: Sequence[Path]) -> dict[str, Any]:
-    """What a set of embeddings is made from: the slice classifier's weights (content hash), the slices (their
-    paths in order, sizes and modification times, hashed) and the decoding and TTA settings. Cached embeddings
-    whose source differs are never used."""
+def embedding_source(config: IchConfig, weights_key: str, paths: Sequence[Path]) -> dict[str, Any]:
+    """What a set of embeddings is made from: the slice classifier's weights (`weights_key`, their content
+    hash), the slices (their paths in order and file identities: size, times, inode) and the decoding and TTA
+    settings. Cached embeddings whose source differs are never used."""
     files = hashlib.blake2b(digest_size=16)
     for path in paths:
         try:
-            stat = os.stat(path)
-            files.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            files.update(f"{path}\0{file_identity(os.stat(path))}\n".encode())
         except OSError:
             files.update(f"{path}\0missing\n".encode())
     data = config.data
     return {
-        "weights": content_key(weights),
+        "weights": weights_key,
         "files": files.hexdigest(),
         "image_size": data.image_size,
         "crop": data.crop,

@@ -29,6 +29,7 @@ from radlab.core.engine.loaders import epoch_loader
 from radlab.core.engine.recipe import Recipe
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabError
+from radlab.core.io.cache import content_key
 from radlab.core.models import ImageClassifier, load_trained, save_weights
 from radlab.core.report.cases import CASES_FILE, write_case_table
 from radlab.tasks.ich import IchConfig
@@ -212,10 +213,11 @@ def _sources(
     """Per split: its slice paths and what embeddings of them must have been made from."""
     if not slice_run.weights.is_file():
         raise RadlabError(f"{slice_run.root} has no trained slice classifier; run --stage all first")
+    weights_key = content_key(slice_run.weights)  # hashed once for both splits
     found = {}
     for name, rows in splits.items():
         paths = [table.infos[i].path for i in rows]
-        found[name] = paths, embedding_source(config, slice_run.weights, paths)
+        found[name] = paths, embedding_source(config, weights_key, paths)
     return found
 
 
