@@ -164,6 +164,18 @@ class Factory:
 
         return self._once("folds", name, make)
 
+    def ensemble(self, name: str, *sets: str) -> Path:
+        """A tiny run trained with extra `--set`s that make it an ensemble (kept epochs or members)."""
+        from radlab.core.engine.driver import train
+        from radlab.core.task import get_task
+
+        def make() -> Path:
+            out = self.tmp.mktemp(f"{name}-ensemble") / "run"
+            train(get_task(name), self.data(name), out, "cpu-small", [*TINY[name].train, *sets])
+            return out
+
+        return self._once("ensemble:" + ",".join(sets), name, make)
+
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Factory:

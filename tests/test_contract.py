@@ -324,6 +324,87 @@ def test_a_folds_ensemble_predicts_as_its_folds_together(name, tiny, tmp_path):
     np.testing.assert_allclose(scores["ensemble"], np.mean(folds, axis=0), atol=2e-5)
 
 
+def _predicts_as_its_members(name: str, data: Path, out: Path, members: list[Path], tmp_path: Path) -> None:
+    """`--model OUT` is `--model member...`; for the tasks that average probabilities (all but the detector,
+    which merges per anchor), also the mean of each member's own prediction."""
+    scores = {}
+    for label, runs in (("ensemble", [out]), ("all", members)):
+        result = predict(name, data, runs, tmp_path / f"{label}.csv")
+        assert result.returncode == 0, result.stderr
+        scores[label] = np.asarray(demo(name).scores(tmp_path / f"{label}.csv"), dtype=float)
+    np.testing.assert_allclose(scores["ensemble"], scores["all"], atol=1e-6)
+    if name == "pneumonia":
+        return
+    alone = []
+    for k, member in enumerate(members):
+        assert predict(name, data, [member], tmp_path / f"m{k}.csv").returncode == 0
+        alone.append(np.asarray(demo(name).scores(tmp_path / f"m{k}.csv"), dtype=float))
+    np.testing.assert_allclose(scores["ensemble"], np.mean(alone, axis=0), atol=2e-5)
+
+
+def _scored_beside_its_members(name: str, manifest: dict) -> None:
+    """The ensemble's held-out score and each member's, measured the same way, are in the manifest."""
+    metric = get_task(name).export.get().metric
+    assert set(manifest["ensemble"]) == {metric} and manifest["ensemble"][metric] is not None
+    assert [set(m) for m in manifest["members_measured"]] == [{metric}] * len(manifest["members"])
+    objective = get_task(name).objective
+    assert all((objective.key or objective.metric) in scores for scores in manifest["held_out"])
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_a_run_that_keeps_its_best_epochs_predicts_as_their_mean(name, tiny, tmp_path):
+    """`train.snapshots: 2` of 3 epochs: RUN/kept/ holds the two best on the recipe's monitor (the third
+    removed), RUN/ensemble.json names them best first, and predict averages them."""
+    from radlab.core.engine.callbacks import read_history
+    from radlab.core.errors import RadlabConfigError
+
+    try:
+        get_task(name).load_config("cpu-small", ["train.snapshots=2"])
+    except RadlabConfigError as refused:
+        assert "train.snapshots" in str(refused)
+        pytest.skip(f"{name} keeps no epochs: {refused}")
+    data = tiny.data(name)
+    out = tiny.ensemble(name, "train.max_epochs=3", "train.early_stopping_patience=null", "train.snapshots=2")
+    manifest = json.loads((out / "ensemble.json").read_text())
+    assert manifest["type"] == "epochs" and len(manifest["members"]) == 2
+    assert sorted(p.name for p in (out / "kept").iterdir()) == sorted(m.split("/")[1] for m in manifest["members"])
+    monitor = manifest["selected_on"]["score"]
+    history = next(h for h in out.rglob("history.csv") if "kept" not in h.parts and monitor in read_history(h)[0])
+    values = {int(r["epoch"]): float(r[monitor]) for r in read_history(history)}
+    lower = manifest["selected_on"]["better"] == "lower"
+    best = sorted(values, key=lambda e: (values[e] if lower else -values[e], e))[:2]
+    assert [int(m.removeprefix("kept/epoch")) for m in manifest["members"]] == best
+    _scored_beside_its_members(name, manifest)
+    from radlab.core.report import report_run
+
+    page = report_run(out, tmp_path / "report.html").read_text()
+    assert "Ensemble</h2>" in page and all(member in page for member in manifest["members"])
+    _predicts_as_its_members(name, data, out, [out / m for m in manifest["members"]], tmp_path)
+
+
+@pytest.mark.parametrize("name", [name for name in TASKS if name in ("mrnet", "toy")])
+def test_an_ensemble_of_seeds_keeps_its_best_members_and_predicts_as_their_mean(name, tiny, tmp_path):
+    """`train.members: 3, keep_members: 2`: three seeds trained, the two best on the objective's held-out
+    score named in ensemble.json (every candidate's score beside), predicted as their mean."""
+    # Trained for MRNet (its only ensemble) and the toy task: the driver is the same for every task (and MURA's
+    # paper preset, which uses it, has its selection tested in tests/core/engine/test_ensemble.py).
+    data = tiny.data(name)
+    out = tiny.ensemble(name, "train.members=3", "train.keep_members=2")
+    manifest = json.loads((out / "ensemble.json").read_text())
+    objective = get_task(name).objective
+    key = objective.key or objective.metric
+    candidates = manifest["candidates"]
+    assert list(candidates) == ["member0", "member1", "member2"]
+    ranked = sorted(
+        candidates, key=lambda m: -candidates[m][key] if objective.direction == "maximize" else candidates[m][key]
+    )
+    assert manifest["type"] == "members" and manifest["members"] == sorted(ranked[:2])
+    seeds = [get_task(name).run_config(out / m).train.seed for m in candidates]
+    assert seeds == [seeds[0], seeds[0] + 1, seeds[0] + 2]
+    _scored_beside_its_members(name, manifest)
+    _predicts_as_its_members(name, data, out, [out / m for m in manifest["members"]], tmp_path)
+
+
 @pytest.mark.parametrize("name", TASKS)
 def test_bench_infer_prints_the_spec_keys_and_both_sides_agree(name, tiny):
     sizes = [item for item in TINY[name].train if item.startswith(("data.image_size", "model.backbone"))]

@@ -72,6 +72,10 @@ def _task_option(value: str) -> Task:
 def demo(
     task: Annotated[str, typer.Option(help=f"One of {', '.join(task_names())}, or all.")] = "mura",
     out: Annotated[Path, typer.Option(help="Folder for data, runs and outputs.")] = Path("radlab-demo"),
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="key=value on top of cpu-small, e.g. train.snapshots=3 (repeatable)."),
+    ] = None,
 ) -> None:
     """Synthetic data -> train (cpu-small) -> predict -> evaluate -> report, on the CPU in minutes."""
     from radlab.core.demo import run_demo
@@ -80,8 +84,12 @@ def demo(
     chosen = [t for t in tasks() if t.demo is not None] if task == "all" else [_task_option(task)]
     for one in chosen:
         target = prepare_demo_folder(out, one.name)
-        run_demo(one, target)
-        info(f"report: {report_run(target / 'run')}")
+        run_demo(one, target, overrides=set_ or ())
+        run = target / "run"
+        if (run / "config.yaml").is_file():
+            info(f"report: {report_run(run)}")
+        else:  # an ensemble of runs (train.members): each member has its own report
+            info(f"an ensemble of runs in {run}: `radlab report {run}/member0` reports one of them")
 
 
 @app.command()

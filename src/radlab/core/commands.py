@@ -106,7 +106,7 @@ def train_command(task: Task) -> Any:
 
     def run(values: dict[str, Any]) -> None:
         from radlab.core.engine.driver import train
-        from radlab.core.engine.ensemble import describe_ensemble
+        from radlab.core.engine.ensemble import ENSEMBLE_KIND, describe_ensemble
         from radlab.core.engine.scaling import scaling_overrides
         from radlab.core.engine.session import is_primary_process
 
@@ -114,7 +114,7 @@ def train_command(task: Task) -> Any:
         sets += scaling_overrides(values["devices"], values["strategy"], values["num_nodes"], values["accelerator"])
         sets += [f"{o.key}=[{values[o.name]}]" for o in task.train_options if values[o.name]]
         stage = values.get("stage", "all")
-        out, folds = values["out"], values["folds"]
+        out = values["out"]
         metrics = train(
             task,
             values["data_root"],
@@ -122,15 +122,20 @@ def train_command(task: Task) -> Any:
             values["config"],
             sets,
             values["resume"],
-            folds=folds,
+            folds=values["folds"],
             stage=None if stage == "all" else stage,
         )
         if not is_primary_process():  # the other processes of a DDP run stay quiet
             return
         from rich.console import Console
 
-        summary = describe_ensemble(metrics, out) if folds is not None else task.training.get().describe(metrics, out)
-        Console(stderr=True).print(summary)
+        console = Console(stderr=True)
+        if metrics.get("kind") == ENSEMBLE_KIND:  # --folds or train.members: the manifest
+            console.print(describe_ensemble(metrics, out))
+            return
+        console.print(task.training.get().describe(metrics, out))
+        if isinstance(metrics.get("ensemble"), dict):  # a run that kept epochs
+            console.print(describe_ensemble(metrics["ensemble"], out))
 
     return _command("train", task.train_help, _train_parameters(task), run)
 

@@ -14,12 +14,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from radlab.core.errors import RadlabConfigError
 
 T = TypeVar("T", bound=BaseModel)
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def was_boolean(if_true: str, if_false: str) -> BeforeValidator:
+    """For a key that was a boolean and became a choice (`Annotated[Literal[...], was_boolean(a, b)]`): the
+    run configs written before still load, true as `if_true`, false as `if_false`."""
+    return BeforeValidator(lambda value: (if_true if value else if_false) if isinstance(value, bool) else value)
 
 
 class StrictModel(BaseModel):

@@ -68,6 +68,7 @@ def run_demo(task: Task, out: Path, overrides: Sequence[str] = (), seed: int = 0
     from rich.console import Console
 
     from radlab.core.engine.driver import train
+    from radlab.core.engine.ensemble import describe_ensemble, is_ensemble, read_manifest
 
     if task.demo is None:
         from radlab.core.errors import RadlabError
@@ -82,6 +83,8 @@ def run_demo(task: Task, out: Path, overrides: Sequence[str] = (), seed: int = 0
     console.print(f"    {spec.synth(data, seed, **sizes)}")
     console.print(f"2/4 training preset cpu-small into {run}")
     metrics = train(task, data, run, "cpu-small", list(overrides))
+    if is_ensemble(run):  # `--set train.members=N` or `train.snapshots=K`: the ensemble beside its best member
+        console.print(f"    {describe_ensemble(read_manifest(run), run)}")
     console.print(f"3/4 predicting into {output}")
     console.print(f"    {predict(task, spec.predict_args(data, run, output), [run])}")
     console.print("4/4 official evaluation")

@@ -392,7 +392,9 @@ def task_of_run(run_dir: str | Path) -> Task:
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"
     if not config_path.is_file() and (run_dir / "ensemble.json").is_file():
-        raise RadlabDataError(run_dir, "is a --folds ensemble; give one of its folds (e.g. fold0/) to this command")
+        raise RadlabDataError(
+            run_dir, "is a --folds ensemble (or of train.members); give one of its runs (e.g. fold0/) to this command"
+        )
     if not config_path.is_file():
         raise RadlabDataError(config_path, "missing: not a radlab run directory (train first)")
     name = read_yaml(config_path, "run config").get("task")

@@ -4,10 +4,13 @@ import pytest
 
 from radlab.core.engine.ensemble import (
     ENSEMBLE_FILE,
+    Selection,
+    compare_line,
     ensemble_members,
     expand_members,
     read_manifest,
     train_folds,
+    train_members,
     write_manifest,
 )
 from radlab.core.errors import RadlabDataError, RadlabError
@@ -78,7 +81,77 @@ def test_a_bad_manifest_is_one_clear_error(tmp_path, document, message):
 
 
 def test_manifest_round_trip_skips_missing_scores(tmp_path):
-    write_manifest(tmp_path, "demo", 2, [{"a": 1.0, "b": None}, {"a": 3.0, "b": None}])
+    write_manifest(tmp_path, "demo", ["fold0", "fold1"], [{"a": 1.0, "b": None}, {"a": 3.0, "b": None}], folds=2)
     manifest = read_manifest(tmp_path)
     assert manifest["summary"] == {"a": {"mean": 2.0, "sd": pytest.approx(2**0.5)}}
     assert manifest["held_out"][1] == {"a": 3.0, "b": None}
+
+
+def _fake_members(calls, losses):
+    def train_one(target, sets, resume):
+        calls.append((target.name, sets, resume))
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "config.yaml").write_text("task: demo\n")
+        return {"loss": losses[target.name]}
+
+    return train_one
+
+
+def test_train_members_seeds_each_member_and_keeps_the_best_on_the_chosen_score(tmp_path):
+    calls, out = [], tmp_path / "ens"
+    losses = {"member0": 0.5, "member1": 0.2, "member2": 0.4, "member3": None}
+    selection = Selection("loss", minimise=True, keep=2)
+    manifest = train_members("demo", out, 4, _fake_members(calls, losses), ["a.b=1"], False, dict, selection, 10)
+    assert calls == [(f"member{k}", ["a.b=1", f"train.seed={10 + k}"], False) for k in range(4)]
+    assert manifest["type"] == "members" and manifest["members"] == ["member1", "member2"]
+    assert manifest["held_out"] == [{"loss": 0.2}, {"loss": 0.4}]
+    assert manifest["candidates"]["member3"] == {"loss": None}
+    assert manifest["selected_on"] == {"score": "loss", "better": "lower", "keep": 2}
+    assert ensemble_members(out) == [out / "member1", out / "member2"]
+    resumed = []
+    train_members("demo", out, 4, _fake_members(resumed, losses), [], True, dict, selection, 10)
+    assert [resume for *_, resume in resumed] == [True] * 4
+
+
+@pytest.mark.parametrize(
+    ("scores", "minimise", "keep", "chosen"),
+    [
+        ([{"s": 0.3}, {"s": 0.1}, {"s": 0.2}], True, 2, [1, 2]),
+        ([{"s": 0.3}, {"s": 0.1}, {"s": 0.2}], False, 2, [0, 2]),
+        ([{"s": 0.3}, {"s": None}, {"s": float("nan")}, {}], False, 2, [0, 1]),  # unscored last, in order
+        ([{"s": 0.5}, {"s": 0.5}, {"s": 0.5}], True, 1, [0]),  # ties: training order
+        ([{"s": 0.3}, {"s": 0.1}], True, None, [0, 1]),
+    ],
+)
+def test_a_selection_keeps_the_best_members_in_training_order(scores, minimise, keep, chosen):
+    assert Selection("s", minimise, keep).choose(scores) == chosen
+
+
+def test_an_ensemble_member_that_is_an_ensemble_is_expanded(tmp_path):
+    for fold in ("fold0", "fold1"):
+        for epoch in ("kept/epoch2", "kept/epoch1"):
+            (tmp_path / fold / epoch).mkdir(parents=True)
+            (tmp_path / fold / epoch / "config.yaml").write_text("task: demo\n")
+        (tmp_path / fold / "config.yaml").write_text("task: demo\n")
+        write_manifest(tmp_path / fold, "demo", ["kept/epoch2", "kept/epoch1"], [{}, {}], kind="epochs")
+    write_manifest(tmp_path, "demo", ["fold0", "fold1"], [{}, {}], folds=2)
+    assert expand_members([tmp_path]) == [
+        tmp_path / fold / epoch for fold in ("fold0", "fold1") for epoch in ("kept/epoch2", "kept/epoch1")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("better", "line"),
+    [
+        ("higher", "ensemble kappa 0.7000 vs best member 0.6500 (m1)"),
+        ("lower", "ensemble kappa 0.7000 vs best member 0.6000 (m0)"),
+    ],
+)
+def test_the_ensemble_is_compared_with_its_best_member(better, line):
+    manifest = {
+        "members": ["m0", "m1"],
+        "ensemble": {"kappa": 0.7},
+        "members_measured": [{"kappa": 0.6}, {"kappa": 0.65}],
+        "ensemble_better": better,
+    }
+    assert compare_line(manifest) == line

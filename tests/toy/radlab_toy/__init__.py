@@ -15,7 +15,7 @@ import typer
 from pydantic import Field
 
 from radlab.core.config import StrictModel
-from radlab.core.engine.config import BackboneConfig, EngineConfig, PredictLoaderConfig, TaskConfig
+from radlab.core.engine.config import BackboneConfig, EnsembleTrainConfig, PredictLoaderConfig, TaskConfig
 from radlab.core.task import PredictOptions, Task
 
 
@@ -28,7 +28,7 @@ class OptimConfig(StrictModel):
     lr: float = Field(3e-3, gt=0)
 
 
-class TrainConfig(EngineConfig):
+class TrainConfig(EnsembleTrainConfig):
     batch_size: int = Field(16, ge=1)
     folds: int | None = Field(None, ge=2)
     fold: int = Field(0, ge=0)

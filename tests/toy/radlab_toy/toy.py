@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Unpack
@@ -288,9 +289,11 @@ def _export_parts(run: RunDir, loaded: Loaded, root: Path | None, held_out_apart
 
 
 def _held_out(run: RunDir, root: Path, scratch: Path) -> HeldOut:
-    def predict(engine: str) -> tuple[float | None, np.ndarray]:
-        out = scratch / f"{engine}.csv"
-        predict_folder(root / "valid", out, run.root, engine=engine, num_workers=0)
+    calls = itertools.count()
+
+    def predict(engine: str, models: Sequence[Path] | None = None) -> tuple[float | None, np.ndarray]:
+        out = scratch / f"{engine}-{next(calls)}.csv"
+        predict_folder(root / "valid", out, list(models or [run.root]), engine=engine, num_workers=0)
         return evaluate_files(root / LABELS, out)["auroc"], np.array(list(read_predictions(out).values()))
 
     return HeldOut(predict)

@@ -33,6 +33,35 @@ class EngineConfig(StrictModel):
     progress: Literal["auto", "bar", "lines", "quiet"] = "auto"
 
 
+class EnsembleTrainConfig(EngineConfig):
+    """The `train` keys of the tasks whose runs can be ensembles (see `core/engine/ensemble.py`).
+
+    `members: N` trains N runs (seeds seed, seed+1, ...) into OUT/member<k>/ and keeps the best
+    `keep_members` of them (all when None; ignored without `members`) on the held-out score
+    `keep_members_on` (the objective's when None; a score whose name ends in "loss" is better lower);
+    `snapshots: K` keeps the K best epochs of one run on the recipe's monitor, or `snapshot_epochs` exactly
+    those epochs (1-based), as RUN/kept/epoch<e>/. `predict --model` averages an ensemble's members as it
+    averages folds."""
+
+    members: int | None = Field(None, ge=2)
+    keep_members: int | None = Field(None, ge=1)
+    keep_members_on: str | None = None
+    snapshots: int | None = Field(None, ge=1)
+    snapshot_epochs: tuple[int, ...] | None = None
+
+    @model_validator(mode="after")
+    def _one_plan(self) -> EnsembleTrainConfig:
+        if self.snapshots is not None and self.snapshot_epochs is not None:
+            raise ValueError("set train.snapshots (the best K epochs) or train.snapshot_epochs, not both")
+        if self.snapshot_epochs is not None and (not self.snapshot_epochs or min(self.snapshot_epochs) < 1):
+            raise ValueError("train.snapshot_epochs lists 1-based epochs, at least one")
+        if self.snapshot_epochs is not None and max(self.snapshot_epochs) > self.max_epochs:
+            raise ValueError(f"train.snapshot_epochs goes past train.max_epochs ({self.max_epochs})")
+        if self.keep_members is not None and self.members is not None and self.keep_members > self.members:
+            raise ValueError(f"train.keep_members keeps at most the {self.members} train.members")
+        return self
+
+
 class BackboneConfig(StrictModel):
     """The `model` keys every task shares: a timm backbone, its pretrained weights from the hub or from a
     local file (safetensors; a pickle only with `trust_pickle`). Tasks subclass it with their defaults."""

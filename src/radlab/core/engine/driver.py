@@ -1,6 +1,7 @@
 """The one training driver every task's `train` goes through: the data folder checked, the run directory
 opened (new, resumed, or an existing run for a later stage), the seed, the data root recorded, then the
-task's `fit`; `--folds K` runs it once per fold and writes the ensemble manifest.
+task's `fit`; `--folds K` runs it once per fold and `train.members: N` once per seed, each writing the
+ensemble manifest; a run that keeps epochs (`train.snapshots`) is scored as an ensemble when it ends.
 
 A task says how it trains with a `Training`: `fit(context)` builds its datasets and recipe and calls
 `fit_recipe` once (MURA, pneumonia) or once per stage or unit (`fit_stage`: ICH's stages, MRNet's units).
@@ -15,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from radlab.core.config import config_to_yaml
 from radlab.core.console import info
-from radlab.core.engine.ensemble import train_folds
+from radlab.core.engine.config import EnsembleTrainConfig
+from radlab.core.engine.ensemble import Selection, is_ensemble, member_dir, score_ensemble, train_folds, train_members
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.engine.session import is_primary_process, open_run
 from radlab.core.errors import Interrupted, RadlabConfigError
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
     from radlab.core.engine.config import EngineConfig
     from radlab.core.engine.recipe import Recipe
+    from radlab.core.engine.snapshots import KeptEpochs
     from radlab.core.task import Task
 
 C = TypeVar("C")
@@ -83,16 +86,84 @@ def train(
     if stage is not None and stage not in task.stages:
         known = ", ".join(task.stages) or "none"
         raise RadlabConfigError(f"{task.name} has no training stage {stage!r} (its stages: {known})")
+    plan = None if stage is not None else _members_plan(task, Path(out), config_name, overrides, resume)
     if folds is not None:
         if stage is not None:
             raise RadlabConfigError("--folds trains every stage of every fold; leave out --stage")
+        if plan is not None:
+            raise RadlabConfigError("--folds and train.members are two ensembles; pick one")
 
         def one_fold(target: Path, sets: list[str], fold_resume: bool) -> Metrics:
-            return train(task, data_root, target, None if fold_resume else config_name, sets, fold_resume)
+            return _train_run(task, data_root, target, None if fold_resume else config_name, sets, fold_resume)
 
         return train_folds(
             task.name, out, folds, one_fold, overrides, resume, training.held_out, write=is_primary_process()
         )
+    if plan is not None:
+        return _train_members(task, data_root, Path(out), config_name, overrides, resume, plan)
+    return _train_run(task, data_root, out, config_name, overrides, resume, stage)
+
+
+def _members_plan(
+    task: Task, out: Path, config_name: str | None, overrides: Sequence[str], resume: bool
+) -> EnsembleTrainConfig | None:
+    """The `train` section when it asks for an ensemble of seeds (a resumed one: as its first member says)."""
+    first = member_dir(out, 0) / "config.yaml"
+    if resume and not first.is_file():
+        return None
+    config = task.load_config(str(first) if resume else config_name, overrides)
+    section = config.train
+    return section if isinstance(section, EnsembleTrainConfig) and section.members is not None else None
+
+
+def _train_members(
+    task: Task,
+    data_root: str | Path,
+    out: Path,
+    config_name: str | None,
+    overrides: Sequence[str],
+    resume: bool,
+    plan: EnsembleTrainConfig,
+) -> Metrics:
+    """`train.members` runs with consecutive seeds, the best `keep_members` kept; then scored together."""
+    training = task.training.get()
+    objective = task.objective
+    on = plan.keep_members_on or objective.key or objective.metric
+    minimise = on.endswith("loss") if on != (objective.key or objective.metric) else objective.direction == "minimize"
+    base = str(member_dir(out, 0) / "config.yaml") if resume else config_name
+
+    def one_member(target: Path, sets: list[str], member_resume: bool) -> Metrics:
+        return _train_run(task, data_root, target, None if member_resume else base, sets, member_resume)
+
+    assert plan.members is not None  # _members_plan
+    manifest = train_members(
+        task.name,
+        out,
+        plan.members,
+        one_member,
+        overrides,
+        resume,
+        training.held_out,
+        Selection(on, minimise, plan.keep_members),
+        plan.seed,
+        write=is_primary_process(),
+    )
+    if not is_primary_process():
+        return manifest
+    return score_ensemble(task, out, training.data_root(Path(data_root)))
+
+
+def _train_run(
+    task: Task,
+    data_root: str | Path,
+    out: str | Path,
+    config_name: str | None,
+    overrides: Sequence[str],
+    resume: bool,
+    stage: str | None = None,
+) -> Metrics:
+    """One run (every stage, or `stage`), scored as an ensemble afterwards when it kept epochs."""
+    training = task.training.get()
     root = training.data_root(Path(data_root))
     with open_run(out, task, config_name, overrides, resume, stage) as (run, config, checkpoint):
         import lightning as L
@@ -103,7 +174,17 @@ def train(
         metrics = training.fit(FitContext(root, run, config, checkpoint, resume, stage))
         if stage is not None and stage != task.stages[0] and is_primary_process():  # the stage succeeded
             atomic_write_text(run.config, config_to_yaml(config))
+        last_stage = stage is None or stage == task.stages[-1]
+        if last_stage and is_primary_process() and _keeps_epochs(config) and is_ensemble(run.root):
+            metrics = {**metrics, "ensemble": score_ensemble(task, run.root, root, training.held_out)}
     return metrics
+
+
+def _keeps_epochs(config: Any) -> bool:
+    section = getattr(config, "train", None)
+    return isinstance(section, EnsembleTrainConfig) and (
+        section.snapshots is not None or section.snapshot_epochs is not None
+    )
 
 
 def fit_recipe(
@@ -113,14 +194,21 @@ def fit_recipe(
     train_loader: DataLoader,
     valid_loader: DataLoader,
     checkpoint: Path | None = None,
+    kept: KeptEpochs | None = None,
 ) -> L.Trainer:
     """One Lightning fit of `recipe` keeping `run` current (best model exported on the recipe's monitor,
-    history.csv, resumable checkpoints), resumed from `checkpoint` when given."""
+    history.csv, resumable checkpoints), resumed from `checkpoint` when given. The epochs `engine` asks to
+    keep (`train.snapshots`) go to `kept`, by default RUN/kept/ with RUN/ensemble.json."""
     import signal
 
+    from radlab.core.engine.snapshots import KeptEpochs, SnapshotKeeper
     from radlab.core.engine.trainer import build_trainer
 
-    trainer = build_trainer(engine, run, monitor=recipe.monitor, mode=recipe.mode)
+    if kept is None and isinstance(engine, EnsembleTrainConfig) and (engine.snapshots or engine.snapshot_epochs):
+        task = str(getattr(recipe.config, "task", ""))
+        kept = KeptEpochs(run.root, engine.snapshots, engine.snapshot_epochs, task=task)
+    keepers = [SnapshotKeeper(kept, recipe.monitor, recipe.mode)] if kept is not None else []
+    trainer = build_trainer(engine, run, monitor=recipe.monitor, mode=recipe.mode, callbacks=keepers)
     try:
         trainer.fit(
             recipe,

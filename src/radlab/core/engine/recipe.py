@@ -101,6 +101,9 @@ class Recipe(L.LightningModule, Generic[C]):
     monitor: str = "val/loss"
     mode: Literal["min", "max"] = "min"
     plateau_monitor: str = "val/loss"
+    member_files: tuple[str, ...] = ()
+    """Files of the run directory (beyond config.yaml and data.json) that a kept epoch's own run directory
+    needs to load and be checked (see snapshots.py)."""
 
     def __init__(self, config: C) -> None:
         super().__init__()

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -30,8 +30,13 @@ if TYPE_CHECKING:
     from radlab.core.task import Task
 
 Calibration = Callable[[int], Iterable[np.ndarray]]
-Predictor = Callable[[str], tuple[float | None, np.ndarray]]
-"""engine -> (the official score of its held-out predictions, the values to compare across engines)."""
+
+
+class Predictor(Protocol):
+    """(engine, the `--model` runs: the checked run when None) -> (the official score of its held-out
+    predictions, the values to compare across engines or members)."""
+
+    def __call__(self, engine: str, models: Sequence[Path] | None = None) -> tuple[float | None, np.ndarray]: ...
 
 
 @dataclass

@@ -13,6 +13,7 @@ import numpy as np
 from radlab.core.config import flat_keys, read_yaml
 from radlab.core.console import warn
 from radlab.core.engine.callbacks import read_history
+from radlab.core.engine.ensemble import is_ensemble, read_manifest
 from radlab.core.engine.run_dir import MetricsFile, RunDir
 from radlab.core.errors import RadlabDataError
 from radlab.core.explain.explanation import Explanation
@@ -66,7 +67,32 @@ def run_sections(run_dir: str | Path) -> list[Section]:
         seconds = sum(float(r.get("seconds") or 0) for r in rows)
         body = figure_html(figure) + paragraph(f"{len(rows)} epochs recorded, {seconds:.0f} s of training.")
         sections.append(Section("Training curves", body))
+    if is_ensemble(run.root):
+        sections.append(ensemble_section(run.root))
     return sections
+
+
+def ensemble_section(folder: Path) -> Section:
+    """The members of an ensemble run (kept epochs), each one's held-out scores and, measured the same way,
+    the ensemble's beside its members'."""
+    try:
+        manifest = read_manifest(folder)
+    except RadlabDataError as error:
+        warn(f"{error}; the report leaves the ensemble out")
+        return Section("Ensemble", paragraph(str(error)))
+    measured = manifest.get("members_measured") or [{} for _ in manifest["members"]]
+    names = sorted({n for scores in manifest.get("held_out", []) for n in scores})
+    metric = sorted(manifest.get("ensemble") or {})
+    columns = ["member", *[f"validation {n}" for n in names], *[f"{m} (predicted)" for m in metric]]
+    rows = [
+        [member, *[held.get(n) for n in names], *[got.get(m) for m in metric]]
+        for member, held, got in zip(manifest["members"], manifest.get("held_out", []), measured, strict=False)
+    ]
+    rows.append(["the ensemble", *[None for _ in names], *[manifest["ensemble"][m] for m in metric]])
+    chosen = manifest.get("selected_on", {})
+    note = f"{len(manifest['members'])} {manifest.get('type', 'members')}, chosen on {json.dumps(chosen)}. "
+    note += "Predicted: the held-out data predicted as `predict` would, by each member alone and by their average."
+    return Section("Ensemble", table_html(columns, rows) + paragraph(note))
 
 
 def classifier_sections(table: CaseTable, threshold: float | np.ndarray = 0.5) -> list[Section]:

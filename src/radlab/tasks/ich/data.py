@@ -1,6 +1,6 @@
-"""ICH's data: DICOM headers into a table and slices into series (Patient / Study / Series, sorted by z),
-the labelled training table and its folds, slices as three-window uint8 images with their six labels, and
-series as embedding sequences.
+"""ICH's data: DICOM headers into a table and slices into series (Patient / Study / Series, sorted by
+ImagePositionPatient or by z), the labelled training table and its folds (the recipe's rule or stratified),
+slices as three-window uint8 images with their six labels, and series as embedding sequences.
 
 Headers are read first (no pixels): a file whose header cannot be read is skipped with its reason logged
 and counted; a file whose pixels turn out to be corrupt is found, and dropped, when it is decoded.
@@ -32,8 +32,10 @@ from radlab.core.transforms.windowing import (
     stored_and_rescale,
     windowed_square,
 )
-from radlab.tasks.ich import IchConfig
+from radlab.tasks.ich import IchConfig, SliceOrder
 from radlab.tasks.ich.formats import TRAIN_CSV, TRAIN_IMAGES, read_labels
+
+NO_POSITION: tuple[float, float, float] = (float("nan"), float("nan"), float("nan"))
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,18 @@ class SliceInfo:
     study: str
     series: str
     z: float
+    position: tuple[float, float, float] = NO_POSITION
+    """ImagePositionPatient (x, y, z); NaN where the header has none."""
+
+
+def _position(ds: Any) -> tuple[float, float, float]:
+    """ImagePositionPatient as three floats (NaN when absent or short); unparseable values raise ValueError."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        position = ds.get("ImagePositionPatient")
+    if position is None or len(position) < 3:
+        return NO_POSITION
+    return float(position[0]), float(position[1]), float(position[2])
 
 
 def read_metadata(paths: Sequence[Path], strict: bool = False) -> tuple[list[SliceInfo], list[tuple[Path, str]]]:
@@ -53,10 +67,7 @@ def read_metadata(paths: Sequence[Path], strict: bool = False) -> tuple[list[Sli
     for path in paths:
         try:
             ds = read_header(path)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                position = ds.get("ImagePositionPatient")
-            z = float(position[2]) if position is not None and len(position) >= 3 else float("nan")
+            xyz = _position(ds)
             slices.append(
                 SliceInfo(
                     image=path.stem,
@@ -64,7 +75,8 @@ def read_metadata(paths: Sequence[Path], strict: bool = False) -> tuple[list[Sli
                     patient=str(header_value(ds, "PatientID", "")),
                     study=str(header_value(ds, "StudyInstanceUID", "")),
                     series=str(header_value(ds, "SeriesInstanceUID", "")),
-                    z=z,
+                    z=xyz[2],
+                    position=xyz,
                 )
             )
         except RadlabDataError as exc:
@@ -78,17 +90,20 @@ def read_metadata(paths: Sequence[Path], strict: bool = False) -> tuple[list[Sli
     return slices, skipped
 
 
-def sequences(slices: Sequence[SliceInfo]) -> list[list[int]]:
-    """Indices of `slices` grouped by (patient, study, series), each group sorted by z (then image id)."""
+def slice_key(info: SliceInfo, order: SliceOrder = "z") -> tuple[Any, ...]:
+    """What a slice sorts on within its series: ImagePositionPatient (x, y, z) lexicographically, as the
+    recipe's trainlstm.py, or z alone; a slice without a position goes last; ties go by image id."""
+    values = info.position if order == "position" else (info.z,)
+    missing = any(np.isnan(v) for v in values)
+    return (missing, *(0.0 if missing else v for v in values), info.image)
+
+
+def sequences(slices: Sequence[SliceInfo], order: SliceOrder = "z") -> list[list[int]]:
+    """Indices of `slices` grouped by (patient, study, series), each group sorted by `slice_key`."""
     groups: dict[tuple[str, str, str], list[int]] = {}
     for i, info in enumerate(slices):
         groups.setdefault((info.patient, info.study, info.series), []).append(i)
-    ordered = []
-    for key in sorted(groups):
-        members = groups[key]
-        members.sort(key=lambda i: (np.inf if np.isnan(slices[i].z) else slices[i].z, slices[i].image))
-        ordered.append(members)
-    return ordered
+    return [sorted(groups[key], key=lambda i: slice_key(slices[i], order)) for key in sorted(groups)]
 
 
 @dataclass
@@ -98,29 +113,50 @@ class TrainingTable:
     infos: list[SliceInfo]
     labels: np.ndarray
     skipped: list[tuple[Path, str]]
+    order: SliceOrder = "z"
 
     def series(self, rows: list[int], readable: np.ndarray) -> list[list[int]]:
-        """Series of the readable images among `rows` (positions within `rows`), each sorted by z."""
-        groups = sequences([self.infos[i] for i in rows])
+        """Series of the readable images among `rows` (positions within `rows`), each in the table's order."""
+        groups = sequences([self.infos[i] for i in rows], self.order)
         return [kept for group in groups if (kept := [k for k in group if readable[k]])]
 
 
-def read_training_table(root: Path) -> TrainingTable:
-    """stage_2_train.csv joined to the headers of its images (those whose header does not read are left out)."""
+def read_training_table(root: Path, order: SliceOrder = "z") -> TrainingTable:
+    """stage_2_train.csv joined to the headers of its images (those whose header does not read are left out);
+    its series are sorted by `order` (data.slice_order)."""
     images, labels = read_labels(root / TRAIN_CSV)
     infos, skipped = read_metadata([root / TRAIN_IMAGES / f"{image}.dcm" for image in images])
     position = {image: i for i, image in enumerate(images)}
-    return TrainingTable(infos, labels[[position[info.image] for info in infos]], skipped)
+    return TrainingTable(infos, labels[[position[info.image] for info in infos]], skipped, order)
+
+
+def original_folds(images: Sequence[str], patients: Sequence[str], folds: int) -> np.ndarray:
+    """The recipe's fold of each row (prepare_folds.py): the table sorted by image id (its pivot on Image),
+    each patient's fold the position of its first row in that order, mod `folds`; not stratified."""
+    first: dict[str, int] = {}
+    for position, row in enumerate(sorted(range(len(images)), key=lambda i: images[i])):
+        first.setdefault(patients[row], position)
+    return np.array([first[patient] % folds for patient in patients], dtype=np.int64)
 
 
 def fold_rows(table: TrainingTable, config: IchConfig) -> tuple[list[int], list[int]]:
-    """Fold `train.fold` of `train.folds`: grouped by patient, stratified on "any"."""
-    if config.train.fold >= config.train.folds:
-        raise RadlabConfigError(f"train.fold must be below train.folds ({config.train.folds})")
-    groups = np.unique([info.patient for info in table.infos], return_inverse=True)[1]
-    kept, held_out = stratified_folds(table.labels[:, 5], config.train.folds, config.train.seed, groups)[
-        config.train.fold
-    ]
+    """(kept rows, held-out rows) of fold `train.fold` of `train.folds`, always grouped by patient: by the
+    recipe's rule (`train.fold_rule` "original", see `original_folds`) or stratified on "any" (seeded)."""
+    train = config.train
+    if train.fold >= train.folds:
+        raise RadlabConfigError(f"train.fold must be below train.folds ({train.folds})")
+    patients = [info.patient for info in table.infos]
+    if train.fold_rule == "original":
+        fold = original_folds([info.image for info in table.infos], patients, train.folds)
+        held_out = np.flatnonzero(fold == train.fold)
+        if not len(held_out):
+            raise RadlabConfigError(
+                f"fold {train.fold} of {train.folds} holds no patient under train.fold_rule=original "
+                "(too few patients); use fewer folds or train.fold_rule=stratified"
+            )
+        return np.flatnonzero(fold != train.fold).tolist(), held_out.tolist()
+    groups = np.unique(patients, return_inverse=True)[1]
+    kept, held_out = stratified_folds(table.labels[:, 5], train.folds, train.seed, groups)[train.fold]
     return kept.tolist(), held_out.tolist()
 
 

@@ -15,19 +15,24 @@ from radlab.tasks.ich.formats import SUBTYPES, WEIGHTS, read_labels, read_submis
 EPS = np.finfo(np.float64).eps
 
 
-def weighted_log_loss(labels: np.ndarray, probs: np.ndarray, weights: np.ndarray = WEIGHTS) -> float:
-    """sum_i sum_j w_j BCE(y_ij, p_ij) / (n * sum_j w_j)."""
+def weighted_log_loss(
+    labels: np.ndarray, probs: np.ndarray, weights: np.ndarray = WEIGHTS, clip: float | None = None
+) -> float:
+    """sum_i sum_j w_j BCE(y_ij, p_ij) / (n * sum_j w_j), probabilities clipped to [clip, 1 - clip] (float64
+    eps when None)."""
+    low = EPS if clip is None else clip
     y = np.asarray(labels, dtype=np.float64).reshape(-1, len(weights))
-    p = np.clip(np.asarray(probs, dtype=np.float64).reshape(-1, len(weights)), EPS, 1 - EPS)
+    p = np.clip(np.asarray(probs, dtype=np.float64).reshape(-1, len(weights)), low, 1 - low)
     bce = -(y * np.log(p) + (1 - y) * np.log1p(-p))
     return float((bce * weights).sum() / (len(y) * weights.sum()))
 
 
-def scores(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-    """{"weighted_log_loss", "<subtype>_log_loss" ...}."""
-    out = {"weighted_log_loss": weighted_log_loss(labels, probs)}
+def scores(labels: np.ndarray, probs: np.ndarray, clip: float | None = None) -> dict[str, float]:
+    """{"weighted_log_loss", "<subtype>_log_loss" ...}; `clip` as in weighted_log_loss (the recipe scored its
+    validation at 1e-5, train.validation_clip)."""
+    out = {"weighted_log_loss": weighted_log_loss(labels, probs, clip=clip)}
     for j, subtype in enumerate(SUBTYPES):
-        out[f"{subtype}_log_loss"] = weighted_log_loss(labels[:, [j]], probs[:, [j]], np.ones(1))
+        out[f"{subtype}_log_loss"] = weighted_log_loss(labels[:, [j]], probs[:, [j]], np.ones(1), clip)
     return out
 
 

@@ -62,16 +62,21 @@ def embedding_size(model: ImageClassifier) -> int:
 
 
 class SequenceModel(nn.Module):
-    """[e, e - prev, e - next] per slice -> 6 logits per slice.
+    """[e, e - prev, e - next] per slice -> 6 logits per slice, for series padded after their end (B, T, 3E)
+    with their lengths (B,); the logits are laid out the same way (what lies past a series' end is not a
+    prediction).
 
     Two bidirectional LSTMs with E units each; the output adds both LSTMs' states, a ReLU dense layer on
     each, and the embedding itself (repeated for the two directions): the recipe's residual design, which
-    fixes the hidden size to the embedding size."""
+    fixes the hidden size to the embedding size. With `packing` (radlab's) the LSTMs see each series alone;
+    without, as the recipe's trainlstm.py, each series is pre-padded with zeros to the longest of the batch
+    and the LSTMs run over the pads too (the forward direction starts on them)."""
 
-    def __init__(self, embedding_dim: int) -> None:
+    def __init__(self, embedding_dim: int, packing: bool = True) -> None:
         super().__init__()
         e = embedding_dim
         self.embedding_dim = e
+        self.packing = packing
         self.lstm1 = nn.LSTM(3 * e, e, bidirectional=True, batch_first=True)
         self.lstm2 = nn.LSTM(2 * e, e, bidirectional=True, batch_first=True)
         self.dense1 = nn.Linear(2 * e, 2 * e)
@@ -79,15 +84,44 @@ class SequenceModel(nn.Module):
         self.out = nn.Linear(2 * e, 6)
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if not self.packing:
+            return self._pre_padded(features, lengths)
         longest = features.shape[1]
         packed = pack_padded_sequence(features, lengths.cpu(), batch_first=True, enforce_sorted=False)
         h1, _ = self.lstm1(packed)
         h2, _ = self.lstm2(h1)
         h1, _ = pad_packed_sequence(h1, batch_first=True, total_length=longest)
         h2, _ = pad_packed_sequence(h2, batch_first=True, total_length=longest)
+        return self.head(features, h1, h2)
+
+    def head(self, features: torch.Tensor, h1: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:
+        """Both LSTMs' states (B, T, 2E), their dense layers and the embedding skip -> logits (B, T, 6)."""
         embedding = features[..., : self.embedding_dim]
         hidden = h1 + h2 + F.relu(self.dense1(h1)) + F.relu(self.dense2(h2)) + torch.cat([embedding, embedding], -1)
         return self.out(hidden)
+
+    def run_padded(self, features: torch.Tensor) -> torch.Tensor:
+        """The recipe's forward pass over a padded batch as it is, pads included: (B, T, 3E) -> (B, T, 6)."""
+        h1, _ = self.lstm1(features)
+        h2, _ = self.lstm2(h1)
+        return self.head(features, h1, h2)
+
+    def _pre_padded(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Each series moved to the end of its row (zeros before it), run_padded, and the logits moved back."""
+        steps = features.shape[1]
+        step = torch.arange(steps, device=features.device)[None]
+        n = lengths.to(features.device)[:, None]
+        real = (step >= steps - n)[..., None]
+        moved = _shift(features, steps - n)
+        pre = torch.where(real, moved, torch.zeros((), dtype=features.dtype, device=features.device))
+        return _shift(self.run_padded(pre), n - steps)
+
+
+def _shift(values: torch.Tensor, by: torch.Tensor) -> torch.Tensor:
+    """Row k of (B, T, C) rotated right by by[k] steps along T (mod T)."""
+    steps = values.shape[1]
+    source = (torch.arange(steps, device=values.device)[None] - by) % steps
+    return values.gather(1, source[..., None].expand(-1, -1, values.shape[-1]))
 
 
 TTA: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -231,11 +265,12 @@ def snapshots(sequence_dir: Path) -> list[Path]:
     return sorted((sequence_dir / "snapshots").glob("epoch_*.safetensors"))
 
 
-def load_snapshots(sequence_dir: Path, embedding_dim: int) -> list[SequenceModel]:
-    """Every saved epoch of the sequence model (their predictions are averaged)."""
+def load_snapshots(sequence_dir: Path, embedding_dim: int, packing: bool = True) -> list[SequenceModel]:
+    """Every saved epoch of the sequence model (their predictions are averaged); `packing` as it was trained
+    (sequence.packing)."""
     models = []
     for path in snapshots(sequence_dir):
-        models.append(load_trained(SequenceModel(embedding_dim), path, "the sequence model"))
+        models.append(load_trained(SequenceModel(embedding_dim, packing), path, "the sequence model"))
     return models
 
 

@@ -14,6 +14,7 @@ would, scored with the weighted log loss.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -79,7 +80,7 @@ def load_run(run_dir: str | Path, engine: str = "torch") -> LoadedRun:
     config: IchConfig = TASK.run_config(run.root)
     model = build_slice_model(config, initialise=False)
     load_trained(model, run.root / "slice" / "model.safetensors", config.model.backbone)
-    snapshots = load_snapshots(run.root / "sequence", embedding_size(model))
+    snapshots = load_snapshots(run.root / "sequence", embedding_size(model), config.sequence.packing)
     if not snapshots:
         raise RadlabDataError(run.root / "sequence", "no sequence-model snapshots (train the sequence stage)")
     model = model.eval()
@@ -122,7 +123,7 @@ def predict_folder(
             if strict:
                 raise RadlabDataError(infos[k].path, f"{error} (--strict)")
         readable &= embedded.readable
-        groups = [[k for k in group if embedded.readable[k]] for group in sequences(infos)]
+        groups = [[k for k in group if embedded.readable[k]] for group in sequences(infos, config.data.slice_order)]
         total += np.nan_to_num(sequence_probs(snapshots, embedded.embeddings, [g for g in groups if g]))
     for k in np.flatnonzero(~readable).tolist():
         warn(f"{infos[k].path}: unreadable pixel data; left out of the submission")
@@ -205,9 +206,11 @@ def held_out(run: RunDir, root: Path, scratch: Path) -> HeldOut:
     for i in chosen:
         os.symlink(table.infos[i].path.resolve(), folder / table.infos[i].path.name)
 
-    def predict(engine: str) -> tuple[float | None, np.ndarray]:
-        out = scratch / f"{engine}.csv"
-        predict_folder(folder, out, [run.root], engine=engine, num_workers=0, device="cpu")
+    calls = itertools.count()
+
+    def predict(engine: str, models: Sequence[Path] | None = None) -> tuple[float | None, np.ndarray]:
+        out = scratch / f"{engine}-{next(calls)}.csv"
+        predict_folder(folder, out, list(models or [run.root]), engine=engine, num_workers=0, device="cpu")
         images, probs = read_submission(out)
         order = np.argsort(images)
         truth = np.stack([labels[images[k]] for k in order])

@@ -25,13 +25,15 @@ from torch.utils.data import DataLoader
 from radlab.core.console import info, warn
 from radlab.core.engine.callbacks import read_history, write_history
 from radlab.core.engine.driver import FitContext, Training, fit_recipe, fit_stage
+from radlab.core.engine.ensemble import write_manifest
 from radlab.core.engine.loaders import epoch_loader
 from radlab.core.engine.recipe import Recipe
 from radlab.core.engine.run_dir import RunDir
+from radlab.core.engine.snapshots import KEPT_FOLDER, KeptEpochs, kept_members
 from radlab.core.errors import RadlabError
 from radlab.core.io.cache import content_key
 from radlab.core.models import ImageClassifier, load_trained, save_weights
-from radlab.core.report.cases import CASES_FILE, write_case_table
+from radlab.core.report.cases import CASES_FILE, read_case_table, write_case_table
 from radlab.tasks.ich import IchConfig
 from radlab.tasks.ich.data import (
     SequenceDataset,
@@ -93,7 +95,7 @@ class SliceRecipe(Recipe[IchConfig]):
     def on_validation_epoch_end(self) -> None:
         found = self.validation.gather(self)  # DDP: the whole split
         if len(found):
-            self.latest = scores(found["labels"], found["probs"])
+            self.latest = scores(found["labels"], found["probs"], clip=self.config.train.validation_clip)
             self.log("val/weighted_log_loss", self.latest["weighted_log_loss"], sync_dist=True)  # equal on every rank
 
     def configure_optimizers(self) -> Any:  # a bare optimiser: no schedule, as the recipe
@@ -111,7 +113,7 @@ class SequenceRecipe(Recipe[IchConfig]):
     def __init__(self, config: IchConfig, embedding_dim: int, run: RunDir) -> None:
         super().__init__(config)
         self.run = run
-        self.model = SequenceModel(embedding_dim)
+        self.model = SequenceModel(embedding_dim, config.sequence.packing)
 
     def _step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.model(batch["features"], batch["lengths"]).float()
@@ -150,39 +152,138 @@ class SequenceRecipe(Recipe[IchConfig]):
 def fit(context: FitContext[IchConfig]) -> dict[str, Any]:
     """Run every stage, or only `context.stage`; returns RUN/metrics.json."""
     config, run, stage, resume = context.config, context.run, context.stage, context.resume
-    table = read_training_table(context.data_root)
+    table = read_training_table(context.data_root, config.data.slice_order)
     train_rows, valid_rows = fold_rows(table, config)
     slice_run, sequence_run, cache = RunDir(run.root / "slice"), RunDir(run.root / "sequence"), run.root / "embeddings"
 
+    kept = _kept_epochs(config, run)
     if stage in (None, "slice"):
         info("stage 1/3: slice classifier")
         fit_stage(
             slice_run,
             resume,
             config.train.seed,
-            lambda checkpoint: _fit_slices(config, slice_run, table, train_rows, valid_rows, checkpoint),
+            lambda checkpoint: _fit_slices(config, slice_run, table, train_rows, valid_rows, checkpoint, kept),
         )
     if not context.primary:
         # A DDP worker: the slice CNN (the stage worth several devices) is trained. Rank 0 embeds and trains
         # the small sequence model on one device (sequence.devices).
         return {}
     splits = {"train": train_rows, "valid": valid_rows}
+    if kept is not None:
+        return _fit_members(context, table, splits, kept)
+    embedded = _embed_and_sequence(context, table, splits, slice_run, sequence_run, cache)
+    return _finish(config, run, table, valid_rows, embedded.get("valid"), sequence_run)
+
+
+def _embed_and_sequence(
+    context: FitContext[IchConfig],
+    table: TrainingTable,
+    splits: dict[str, list[int]],
+    slice_run: RunDir,
+    sequence_run: RunDir,
+    cache: Path,
+) -> dict[str, Embedded]:
+    """Stages 2 and 3 for one slice CNN: its embeddings (cached, or made again when they no longer match)
+    and the sequence model trained on them, as far as `context.stage` asks; returns the embeddings."""
+    config, stage, resume = context.config, context.stage, context.resume
     if stage == "slice":  # the embeddings of the old weights no longer match: only report what still does
-        embedded = _cached(config, slice_run, table, splits, cache)
-    else:
-        info("stage 2/3: embeddings averaged over TTA (" + ", ".join(config.embeddings.tta) + ")")
-        embedded = _embed(config, slice_run, table, splits, cache, reuse=resume or stage == "sequence")
+        return _cached(config, slice_run, table, splits, cache)
+    info("stage 2/3: embeddings averaged over TTA (" + ", ".join(config.embeddings.tta) + ")")
+    embedded = _embed(config, slice_run, table, splits, cache, reuse=resume or stage == "sequence")
     if stage in (None, "sequence"):
         info("stage 3/3: sequence model")
         if stage == "sequence" and not resume and sequence_run.root.exists():
             shutil.rmtree(sequence_run.root)
-        fit_stage(
-            sequence_run,
-            resume,
-            config.sequence.seed,
-            lambda checkpoint: _fit_sequence(config, sequence_run, embedded, table, train_rows, valid_rows, checkpoint),
+        train_rows, valid_rows = splits["train"], splits["valid"]
+        fit = partial(_fit_sequence, config, sequence_run, embedded, table, train_rows, valid_rows)
+        fit_stage(sequence_run, resume, config.sequence.seed, fit)
+    return embedded
+
+
+def _kept_epochs(config: IchConfig, run: RunDir) -> KeptEpochs | None:
+    """Where the slice CNN's kept epochs go (`train.snapshots` / `train.snapshot_epochs`): each a whole ICH
+    run of its own, RUN/kept/epoch<e>/, whose slice/ holds that epoch's CNN."""
+    engine = config.train
+    if engine.snapshots is None and engine.snapshot_epochs is None:
+        return None
+    return KeptEpochs(run.root, engine.snapshots, engine.snapshot_epochs, inside="slice", manifest=False, task="ich")
+
+
+def _fit_members(
+    context: FitContext[IchConfig], table: TrainingTable, splits: dict[str, list[int]], kept: KeptEpochs
+) -> dict[str, Any]:
+    """The recipe's ensemble over CNN epochs: for each kept epoch its own embeddings and sequence model (the
+    stages asked for), then RUN/ensemble.json naming them and RUN/metrics.json scoring their average."""
+    config, run = context.config, context.run
+    members = _best_first(kept_members(run.root), RunDir(run.root / "slice"))
+    if not members:
+        raise RadlabError(f"{run.root / KEPT_FOLDER}: no kept slice-CNN epochs (train the slice stage first)")
+    scored = []
+    for k, member in enumerate(members):
+        info(f"CNN {member.name} ({k + 1}/{len(members)})")
+        sequence_run = RunDir(member / "sequence")
+        embedded = _embed_and_sequence(
+            context, table, splits, RunDir(member / "slice"), sequence_run, member / "embeddings"
         )
-    return _finish(run, table, valid_rows, embedded.get("valid"), sequence_run)
+        scored.append(_finish(config, RunDir(member), table, splits["valid"], embedded.get("valid"), sequence_run))
+    names = [m.relative_to(run.root).as_posix() for m in members]
+    write_manifest(
+        run.root,
+        "ich",
+        names,
+        [held_out_scores(m) for m in scored],
+        kind="epochs",
+        selected_on={"score": "val/loss", "stage": "slice", "better": "lower"}
+        | ({"keep": kept.best} if kept.best is not None else {"epochs": list(kept.epochs or ())}),
+    )
+    return _finish_members(config, run, members)
+
+
+def _best_first(members: list[Path], slice_run: RunDir) -> list[Path]:
+    """The kept CNN epochs by their validation loss, lowest first (as the kept epochs of any run are listed)."""
+    losses = {int(row["epoch"]): float(row["val/loss"]) for row in read_history(slice_run.history)}
+
+    def rank(member: Path) -> tuple[bool, float, int]:
+        epoch = int(member.name.removeprefix("epoch"))
+        loss = losses.get(epoch, float("nan"))
+        return np.isnan(loss), loss, epoch
+
+    return sorted(members, key=rank)
+
+
+def _finish_members(config: IchConfig, run: RunDir, members: list[Path]) -> dict[str, Any]:
+    """RUN/metrics.json and the case table of the members' average (the validation images they all scored)."""
+    tables = [read_case_table(m / CASES_FILE) for m in members if (m / CASES_FILE).is_file()]
+    metrics: dict[str, Any] = {"members": [m.relative_to(run.root).as_posix() for m in members]}
+    if tables:
+        common = sorted(set.intersection(*(set(t.cases) for t in tables)))
+        rows = [{case: i for i, case in enumerate(t.cases)} for t in tables]
+        probs = np.mean([t.probs[[r[c] for c in common]] for t, r in zip(tables, rows, strict=True)], axis=0)
+        first = tables[0]
+        order = [rows[0][c] for c in common]
+        truth = first.truth[order]
+        metrics["sequence"] = scores(truth, probs, clip=config.train.validation_clip)
+        metrics["validation_images"] = len(common)
+        metrics["sequence_epochs_averaged"] = sum(
+            RunDir(m).read_json("metrics.json").get("sequence_epochs_averaged", 0) for m in members
+        )
+        slice_scores = [RunDir(m).read_json("metrics.json").get("slice_cnn") for m in members]
+        metrics["slice_cnn"] = min((s for s in slice_scores if s), key=lambda s: s["weighted_log_loss"], default=None)
+        write_case_table(
+            run.file(CASES_FILE),
+            common,
+            SUBTYPES,
+            truth,
+            probs,
+            groups=[first.groups[i] for i in order],
+            inputs=[first.inputs[i] for i in order],
+        )
+    run.write_json("metrics.json", metrics)
+    history = [{"stage": "slice", **row} for row in read_history(run.root / "slice" / "history.csv")]
+    if history:
+        write_history(run.history, history)
+    return metrics
 
 
 def _fit_slices(
@@ -192,6 +293,7 @@ def _fit_slices(
     train_rows: list[int],
     valid_rows: list[int],
     checkpoint: Path | None,
+    kept: KeptEpochs | None = None,
 ) -> L.Trainer:
     data = config.data
 
@@ -204,7 +306,7 @@ def _fit_slices(
     augment = SliceTransform(True, config.augment, config.train.seed)
     train_loader = loader(dataset(train_rows, augment), shuffle=True)
     valid_loader = loader(dataset(valid_rows, SliceTransform()), shuffle=False)
-    return fit_recipe(SliceRecipe(config), sub, config.train, train_loader, valid_loader, checkpoint)
+    return fit_recipe(SliceRecipe(config), sub, config.train, train_loader, valid_loader, checkpoint, kept)
 
 
 def _sources(
@@ -282,7 +384,12 @@ def _fit_sequence(
 
 
 def _finish(
-    run: RunDir, table: TrainingTable, valid_rows: list[int], embedded: Embedded | None, sequence_run: RunDir
+    config: IchConfig,
+    run: RunDir,
+    table: TrainingTable,
+    valid_rows: list[int],
+    embedded: Embedded | None,
+    sequence_run: RunDir,
 ) -> dict[str, Any]:
     """Validation scores of the slice CNN alone and of the sequence model, into RUN/metrics.json."""
     metrics: dict[str, Any] = {"skipped_files": [[str(p), reason] for p, reason in table.skipped]}
@@ -290,12 +397,13 @@ def _finish(
         truth, ok = table.labels[valid_rows], embedded.readable
         metrics["validation_images"] = int(ok.sum())
         metrics["unreadable_validation_images"] = [embedded.images[k] for k in np.flatnonzero(~ok)]
-        metrics["slice_cnn"] = scores(truth[ok], embedded.probs[ok])
-        models = load_snapshots(sequence_run.root, embedded.embeddings.shape[1])
+        clip = config.train.validation_clip
+        metrics["slice_cnn"] = scores(truth[ok], embedded.probs[ok], clip=clip)
+        models = load_snapshots(sequence_run.root, embedded.embeddings.shape[1], config.sequence.packing)
         if models:
             probs = sequence_probs(models, embedded.embeddings, table.series(valid_rows, ok))
             seen = ~np.isnan(probs[:, 0])
-            metrics["sequence"] = scores(truth[seen], probs[seen])
+            metrics["sequence"] = scores(truth[seen], probs[seen], clip=clip)
             metrics["sequence_epochs_averaged"] = len(models)
             infos = [table.infos[valid_rows[k]] for k in np.flatnonzero(seen)]
             write_case_table(

@@ -10,7 +10,7 @@ import typer
 from pydantic import Field, field_validator
 
 from radlab.core.commands import AllowOutsideRootOption, DataRootOption
-from radlab.core.config import StrictModel
+from radlab.core.config import StrictModel, was_boolean
 from radlab.core.engine import config as base
 from radlab.core.task import PredictOptions, Task
 
@@ -64,7 +64,8 @@ def evaluate(
 # The config schema (presets in presets/*.yaml are validated against it).
 class ModelConfig(base.BackboneConfig):
     backbone: str = "alexnet"
-    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    # Before the head; the Stanford baseline's MRNet has none (0.0), Misa Ogura's re-implementation 0.5.
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
     layout: Literal["per_task", "per_plane"] = "per_task"
 
 
@@ -80,20 +81,43 @@ class AugmentConfig(StrictModel):
 
 
 class OptimConfig(base.PlateauOptimConfig):
+    # The Stanford baseline's ReduceLROnPlateau(patience=5, factor=.3, threshold=1e-4): torch's default
+    # threshold (1e-4, relative), so only the factor and the patience are keys.
     lr: float = Field(1e-5, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     plateau_factor: float = Field(0.3, gt=0, lt=1)
+    plateau_patience: int = Field(5, ge=0)
 
 
-class TrainConfig(base.EngineConfig):
-    batch_size: int = Field(4, ge=1, description="exams per step; their slices are packed into one pass")
+ClassWeighting = Literal["baseline", "pos_weight", "none"]
+"""How the BCE weighs a label 0 and a label 1 of a task, with p the share of positives: "baseline" (the Stanford
+baseline code's per-sample weights p and 1 - p, p taken from the labels the loss is computed on, so the
+validation loss uses the validation set's p), "pos_weight" (Misa Ogura's: 1 and negatives / positives of the
+training labels, for training and validation alike) or "none"."""
+
+
+class TrainConfig(base.EnsembleTrainConfig):
+    """MRNet's ensembles are of seeds (`members`); each of its networks keeps one epoch, its best."""
+
+    batch_size: int = Field(1, ge=1, description="exams per step; their slices are packed into one pass")
     planes: tuple[str, ...] = PLANES
     tasks: tuple[str, ...] = TASKS
-    class_weighting: bool = True
+    class_weighting: Annotated[ClassWeighting, was_boolean("pos_weight", "none")] = "baseline"
+    max_epochs: int = Field(50, ge=1)
+    early_stopping_patience: int | None = Field(None, ge=1)
     # None: train on the train split, validate on the valid split (the paper). k: fold `fold` of a k-fold split
     # of the train split (stratified on abnormal) validates; `--folds k` runs them all.
     folds: int | None = Field(None, ge=2)
     fold: int = Field(0, ge=0)
+
+    @field_validator("snapshots", "snapshot_epochs")
+    @classmethod
+    def _no_kept_epochs(cls, value: object) -> object:
+        if value is not None:
+            raise ValueError(
+                "MRNet keeps one epoch per network (kept epochs would need a fusion each); use train.members"
+            )
+        return value
 
     @field_validator("planes")
     @classmethod

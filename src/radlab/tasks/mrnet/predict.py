@@ -11,6 +11,7 @@ PyTorch, they cost nothing.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -269,9 +270,11 @@ def held_out(run: RunDir, root: Path, scratch: Path) -> HeldOut:
     paths_csv = scratch / "valid_paths.csv"
     write_paths_csv(root, "valid", paths_csv)
 
-    def predict(engine: str) -> tuple[float | None, np.ndarray]:
-        out = scratch / f"{engine}.csv"
-        predict_csv(paths_csv, out, run.root, root, engine=engine, num_workers=0)
+    calls = itertools.count()
+
+    def predict(engine: str, models: Sequence[Path] | None = None) -> tuple[float | None, np.ndarray]:
+        out = scratch / f"{engine}-{next(calls)}.csv"
+        predict_csv(paths_csv, out, list(models or [run.root]), root, engine=engine, num_workers=0)
         probs = read_predictions(out)
         return official_scores(labels, probs)["Average_AUROC"], probs
 

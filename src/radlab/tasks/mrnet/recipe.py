@@ -10,6 +10,7 @@ the valid-split AUROCs.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ from radlab.core.metrics import roc_auc
 from radlab.core.models import save_weights
 from radlab.core.report.cases import CASES_FILE, write_case_table
 from radlab.core.transforms import VolumeTransform
-from radlab.tasks.mrnet import MRNetConfig
+from radlab.tasks.mrnet import ClassWeighting, MRNetConfig
 from radlab.tasks.mrnet.data import MRNetDataset, collate_exams
 from radlab.tasks.mrnet.formats import TASKS, official_scores, read_split_labels, resolve_data_root, volume_path
 from radlab.tasks.mrnet.model import (
@@ -52,11 +53,39 @@ Validation = tuple[str, list[str] | None]
 """(split, exam ids) validated on: ("valid", None) is the official valid split, whole."""
 
 
-def positive_weights(labels: np.ndarray) -> np.ndarray:
-    """BCE pos_weight per task = negatives / positives in the training labels (the baseline code's)."""
-    positives = labels.sum(axis=0).astype(np.float64)
-    negatives = len(labels) - positives
-    return np.where(positives > 0, negatives / np.maximum(positives, 1), 1.0)
+def class_weights(labels: np.ndarray, scheme: ClassWeighting) -> np.ndarray:
+    """(2, tasks) BCE weights of a label 0 (row 0) and a label 1 (row 1) per task, from `labels` (n, tasks).
+
+    "baseline" is the Stanford baseline's [p, 1 - p] with p the share of positives (loader.py), "pos_weight"
+    Misa Ogura's [1, negatives / positives], "none" ones. A task whose labels hold one class only is weighted
+    1 and 1 (the baseline's weights would make its loss vanish)."""
+    labels = np.asarray(labels, dtype=np.float64)
+    positives = labels.sum(axis=0)
+    one_class = (positives == 0) | (positives == len(labels))
+    if scheme == "baseline":
+        p = positives / max(len(labels), 1)
+        weights = np.stack([p, 1.0 - p])
+    elif scheme == "pos_weight":
+        weights = np.stack([np.ones_like(positives), (len(labels) - positives) / np.maximum(positives, 1)])
+    else:
+        weights = np.ones((2, labels.shape[1]))
+    return np.where(one_class, 1.0, weights)
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """The (2, 3) class weights (see `class_weights`) of the training loss and of the validation loss."""
+
+    train: np.ndarray
+    valid: np.ndarray
+
+
+def loss_weights(scheme: ClassWeighting, train_labels: np.ndarray, valid_labels: np.ndarray) -> LossWeights:
+    """The baseline weighs each loss by the prevalence of the set it is computed on (its validation Dataset
+    computes its own p); pos_weight and none use the training labels' weights for both."""
+    train = class_weights(train_labels, scheme)
+    valid = class_weights(valid_labels, scheme) if scheme == "baseline" else train
+    return LossWeights(train, valid)
 
 
 class MRNetUnitRecipe(Recipe[MRNetConfig]):
@@ -65,35 +94,40 @@ class MRNetUnitRecipe(Recipe[MRNetConfig]):
     monitor = "val/loss"
     mode = "min"
 
-    def __init__(self, config: MRNetConfig, unit: Unit, pos_weight: np.ndarray, model: SeriesClassifier | None = None):
+    def __init__(self, config: MRNetConfig, unit: Unit, weights: LossWeights, model: SeriesClassifier | None = None):
         super().__init__(config)
         self.unit = unit
         self.model = model if model is not None else build_unit_model(config, unit)
         self.columns = [TASKS.index(task) for task in unit.tasks]
-        weights = pos_weight[self.columns] if config.train.class_weighting else np.ones(len(self.columns))
-        self.pos_weight: torch.Tensor
-        self.register_buffer("pos_weight", torch.as_tensor(weights, dtype=torch.float32), persistent=False)
+        self.train_weights: torch.Tensor
+        self.valid_weights: torch.Tensor
+        for name, values in (("train_weights", weights.train), ("valid_weights", weights.valid)):
+            self.register_buffer(name, torch.as_tensor(values[:, self.columns], dtype=torch.float32), persistent=False)
         self.latest_metrics: dict[str, Any] = {}
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         packed = batch["planes"][self.unit.plane]
         return self.model(packed["slices"], packed["lengths"])
 
-    def _step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _step(
+        self, batch: dict[str, Any], weights: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, logits, targets, readable): the weighted BCE averaged over tasks, then over readable exams."""
         readable = self.readable_mask(batch["errors"][self.unit.plane])
         logits = self(batch).float()
         target = batch["labels"][:, self.columns]
-        per_exam = F.binary_cross_entropy_with_logits(logits, target, pos_weight=self.pos_weight, reduction="none")
+        per_exam = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        per_exam = per_exam * (target * weights[1] + (1 - target) * weights[0])
         loss = (per_exam.mean(dim=1) * readable).sum() / readable.sum().clamp(min=1.0)
         return loss, logits, target, readable.bool()
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss, _, _, _ = self._step(batch)
+        loss, _, _, _ = self._step(batch, self.train_weights)
         self.log("train/loss_step", loss, prog_bar=True, batch_size=len(batch["index"]))
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        loss, logits, target, readable = self._step(batch)
+        loss, logits, target, readable = self._step(batch, self.valid_weights)
         self.log("val/loss", loss, on_epoch=True, batch_size=max(1, int(readable.sum())), sync_dist=True)
         self.validation.add(batch["index"], logits=logits, labels=target, readable=readable)
 
@@ -129,14 +163,14 @@ def fit(context: FitContext[MRNetConfig]) -> dict[str, Any]:
     validation: Validation = ("valid", None)
     if config.train.folds is not None:
         train_ids, train_labels, validation = _fold(config, train_ids, train_labels)
-    pos_weight = positive_weights(train_labels)
+    weights = loss_weights(config.train.class_weighting, train_labels, _split_labels(root, validation)[1])
     units = units_for(config)
     for number, unit in enumerate(units, start=1):
         info(f"unit {number}/{len(units)}: {unit.name} ({', '.join(unit.tasks)})")
-        train_unit(context, unit_run(run, unit), unit, pos_weight, train_ids, validation)
+        train_unit(context, unit_run(run, unit), unit, weights, train_ids, validation)
     fusion_logits: Logits = {}
     if config.fusion.source == "oof":
-        fusion_logits = _out_of_fold_logits(context, units, train_ids, train_labels, pos_weight, validation)
+        fusion_logits = _out_of_fold_logits(context, units, train_ids, train_labels, weights, validation)
     if not context.primary:  # a DDP worker: the networks are trained; rank 0 fits the fusion and writes
         return {}
     if config.fusion.source != "oof":
@@ -153,7 +187,7 @@ def train_unit(
     context: FitContext[MRNetConfig],
     sub: RunDir,
     unit: Unit,
-    pos_weight: np.ndarray,
+    weights: LossWeights,
     ids: list[str],
     validation: Validation = ("valid", None),
 ) -> None:
@@ -170,7 +204,7 @@ def train_unit(
         valid_set = MRNetDataset(root, validation[0], VolumeTransform(size), planes=(unit.plane,), ids=validation[1])
         loading = {"batch_size": config.train.batch_size, "num_workers": config.data.num_workers}
         return fit_recipe(
-            MRNetUnitRecipe(config, unit, pos_weight),
+            MRNetUnitRecipe(config, unit, weights),
             sub,
             config.train,
             epoch_loader(train_set, shuffle=True, collate_fn=collate_exams, **loading),
@@ -186,7 +220,7 @@ def _out_of_fold_logits(
     units: list[Unit],
     ids: list[str],
     labels: np.ndarray,
-    pos_weight: np.ndarray,
+    weights: LossWeights,
     validation: Validation,
 ) -> dict[tuple[str, str], np.ndarray]:
     """Logits for every training exam from networks that did not see it (k extra trainings per unit)."""
@@ -196,7 +230,7 @@ def _out_of_fold_logits(
     for fold, (kept, held_out) in enumerate(folds):
         for unit in units:
             info(f"fold {fold + 1}/{len(folds)}, unit {unit.name}")
-            train_unit(context, unit_run(run, unit, fold), unit, pos_weight, [ids[i] for i in kept], validation)
+            train_unit(context, unit_run(run, unit, fold), unit, weights, [ids[i] for i in kept], validation)
         if not context.primary:
             continue
         fold_models = load_units(config, run, fold)
@@ -219,13 +253,8 @@ def _validate(
     config: MRNetConfig, root: Path, run: RunDir, units: list[Unit], fusion: dict, validation: Validation
 ) -> dict[str, Any]:
     """The fused model on the validation exams: official AUROCs, per-plane AUROCs, valid_predictions.csv."""
-    split, ids = validation
-    all_ids, all_labels = read_split_labels(root, split)
-    if ids is None:
-        ids, labels = all_ids, all_labels
-    else:
-        position = {exam: k for k, exam in enumerate(all_ids)}
-        labels = all_labels[[position[exam] for exam in ids]]
+    split = validation[0]
+    ids, labels = _split_labels(root, validation)
     logits = _logits(config, load_units(config, run), root, split, ids)
     probs, _ = apply_fusion(fusion, logits, len(ids))
     per_plane: dict[str, dict[str, float | None]] = {task: {} for task in config.train.tasks}
@@ -245,6 +274,16 @@ def _validate(
         "per_plane": per_plane,
         "units": {unit.name: unit_run(run, unit).read_json("metrics.json") for unit in units},
     }
+
+
+def _split_labels(root: Path, validation: Validation) -> tuple[list[str], np.ndarray]:
+    """(exam ids, their (n, 3) labels) of the validation exams: a whole split, or the listed exams of it."""
+    split, ids = validation
+    all_ids, all_labels = read_split_labels(root, split)
+    if ids is None:
+        return all_ids, all_labels
+    position = {exam: k for k, exam in enumerate(all_ids)}
+    return ids, all_labels[[position[exam] for exam in ids]]
 
 
 def _logits(config: MRNetConfig, models: dict, root: Path, split: str, ids: list[str]) -> Logits:

@@ -73,7 +73,7 @@ class AugmentConfig(StrictModel):
     rotate_deg: float = Field(30.0, ge=0.0, le=180.0)
 
 
-class TrainConfig(base.EngineConfig):
+class TrainConfig(base.EnsembleTrainConfig):
     batch_size: int = Field(8, ge=1)
     # None: train on the train split, validate on the valid split (the paper). k: fold `fold` of a k-fold split
     # of the train split (grouped by patient, stratified on the label) validates; `--folds k` runs them all.

@@ -9,6 +9,7 @@ an error instead.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,9 +216,12 @@ def held_out(run: RunDir, root: Path, scratch: Path) -> HeldOut:
     """The valid split predicted as `predict` would: the official kappa and the study probabilities."""
     paths_csv, labels_csv = split_csvs(root, "valid")
 
-    def predict(engine: str) -> tuple[float | None, np.ndarray]:
-        out, probs = scratch / f"{engine}.csv", scratch / f"{engine}.probs.csv"
-        predict_csv(paths_csv, out, run.root, root, probabilities_csv=probs, engine=engine, num_workers=0)
+    calls = itertools.count()
+
+    def predict(engine: str, models: Sequence[Path] | None = None) -> tuple[float | None, np.ndarray]:
+        out, probs = (scratch / f"{engine}-{k}{suffix}" for k in [next(calls)] for suffix in (".csv", ".probs.csv"))
+        runs = list(models or [run.root])
+        predict_csv(paths_csv, out, runs, root, probabilities_csv=probs, engine=engine, num_workers=0)
         official, _ = evaluate_files(labels_csv, out)
         return official["Overall_Mean"], np.array([row.probability for row in read_probabilities(probs)])
 

@@ -169,9 +169,10 @@ def fit(context: FitContext[MuraConfig]) -> dict[str, Any]:
 
 
 def held_out_scores(metrics: dict[str, Any]) -> dict[str, float | None]:
-    """What an ensemble manifest records of one fold: its held-out kappa and AUROC."""
+    """What an ensemble manifest records of one run: its held-out kappa and AUROC, and the validation loss
+    of its kept epoch (the paper ensembles the members with the lowest)."""
     overall = metrics.get("study_level", {}).get("Overall", {})
-    return {"kappa": overall.get("kappa"), "auroc": overall.get("auroc")}
+    return {"kappa": overall.get("kappa"), "auroc": overall.get("auroc"), "loss": metrics.get("val_loss")}
 
 
 def describe(metrics: dict[str, Any], out: Path) -> Any:

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from radlab.core.commands import threshold_option
-from radlab.core.config import StrictModel
+from radlab.core.config import StrictModel, was_boolean
 from radlab.core.engine import config as base
 from radlab.core.task import PredictOptions, Task
 
@@ -56,7 +56,18 @@ class ModelConfig(base.BackboneConfig):
     head_dropout: float = Field(0.5, ge=0.0, lt=1.0)
     global_dropout: float = Field(0.5, ge=0.0, lt=1.0)
     global_loss_weight: float = Field(0.1, ge=0.0)
-    freeze_bn: bool = True
+    # Batch norm: "all" freezes it whole (timm FrozenBatchNorm2d: statistics, scale and shift); "stats" keeps
+    # its layers in eval mode (running statistics frozen) while their scale and shift still train, as the
+    # recipe's freeze_bn does; "none" trains it as usual. Old run configs said true ("all") or false ("none").
+    freeze_bn: Annotated[Literal["all", "stats", "none"], was_boolean("all", "none")] = "all"
+    # Box loss: "original" is the recipe's (smooth L1 with beta 1/9, the mean over the positive anchors'
+    # 4 coordinates); "torchvision" is RetinaNet's (beta 1, summed over the 4 coordinates / #positives).
+    box_loss: Literal["original", "torchvision"] = "torchvision"
+    # torchvision's Matcher also gives each box the anchors of its best IoU when that is below 0.5 (the recipe
+    # has no such matches).
+    low_quality_matches: bool = True
+    # Anchor centres at (i + offset) x stride: 0.5 is the recipe's, 0.0 torchvision's.
+    anchor_offset: float = Field(0.0, ge=0.0, lt=1.0)
 
 
 class DataConfig(base.LoaderDataConfig):
@@ -66,16 +77,38 @@ class DataConfig(base.LoaderDataConfig):
 
 
 class AugmentConfig(StrictModel):
-    """Ranges of uniform draws (the recipe draws from normals with these as about 1.5 sigma)."""
+    """Training augmentation. `draws: uniform` (radlab's) draws scale, rotation, shear and gamma uniformly
+    within +- the range fields, which are 1.25-1.4 sigma of the recipe's normals; `draws: normal` draws them
+    as the recipe's level 20 does (detection_dataset.py), from normals with the *_sigma fields as standard
+    deviations, and blurs with sigma U(0, blur_sigma). The centre shift is uniform in both. `salt_pepper` is
+    the probability of the recipe's coarse salt-and-pepper noise (off unless set)."""
 
+    draws: Literal["uniform", "normal"] = "uniform"
     scale_log2: float = Field(0.2, ge=0.0)
     rotate_deg: float = Field(8.0, ge=0.0)
     shear_deg: float = Field(5.0, ge=0.0)
-    shift_fraction: float = Field(0.03, ge=0.0)
+    shift_fraction: float = Field(0.03, ge=0.0, le=0.5)
     hflip: float = Field(0.5, ge=0.0, le=1.0)
     gamma_log2: float = Field(0.35, ge=0.0)
     noise: float = Field(0.5, ge=0.0, le=1.0)
+    noise_std: float = Field(0.04, ge=0.0, le=1.0)  # the largest noise std, as a fraction of 255
     blur: float = Field(0.5, ge=0.0, le=1.0)
+    scale_sigma_log2: float = Field(0.15, ge=0.0, le=1.0)
+    rotate_sigma_deg: float = Field(6.0, ge=0.0, le=45.0)
+    shear_sigma_deg: float = Field(4.0, ge=0.0, le=30.0)
+    gamma_sigma_log2: float = Field(0.25, ge=0.0, le=2.0)
+    blur_sigma: float = Field(2.0, gt=0.01, le=10.0)
+    salt_pepper: float = Field(0.0, ge=0.0, le=1.0)
+    salt_pepper_amount: float = Field(0.01, gt=0.0, le=1.0)  # the fraction of the coarse grid's cells replaced
+    # The coarse grid's side as a fraction of the image's, drawn per axis from this range.
+    salt_pepper_size: tuple[float, float] = (0.1, 0.2)
+
+    @field_validator("salt_pepper_size")
+    @classmethod
+    def _size_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 < value[0] <= value[1] <= 1.0:
+            raise ValueError(f"salt_pepper_size must be a range within (0, 1], got {value}")
+        return value
 
 
 class OptimConfig(base.PlateauOptimConfig):
@@ -84,7 +117,7 @@ class OptimConfig(base.PlateauOptimConfig):
     plateau_patience: int = Field(4, ge=0)
 
 
-class TrainConfig(base.EngineConfig):
+class TrainConfig(base.EnsembleTrainConfig):
     batch_size: int = Field(6, ge=1)
     folds: int = Field(4, ge=2)
     fold: int = Field(0, ge=0)

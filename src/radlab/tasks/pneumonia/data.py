@@ -11,6 +11,7 @@ import albumentations as A
 import cv2
 import numpy as np
 import torch
+from albumentations.augmentations.geometric import functional as fgeometric
 from torch.utils.data import Dataset
 
 from radlab.core.engine.folds import stratified_folds
@@ -28,33 +29,145 @@ from radlab.tasks.pneumonia.formats import (
 )
 
 
+class RecipeAffine(A.Affine):
+    """One affine warp drawn as the recipe draws it (detection_dataset.py, level 20): scale 2^N(0, s) per axis,
+    rotation N(0, r) and shear along x N(0, h) in degrees, the centre shifted by U(-f, f) of each side. The
+    numbers come from the pipeline's seeded numpy generator; the warp is albumentations' Affine with them as
+    fixed values (boxes rotated with the "ellipse" method, the shift in output pixels, not rounded)."""
+
+    def __init__(self, augment: AugmentConfig) -> None:
+        super().__init__(rotate_method="ellipse", border_mode=cv2.BORDER_CONSTANT, fill=0, p=1.0)
+        self.sigmas = {
+            "scale": augment.scale_sigma_log2,
+            "rotate": augment.rotate_sigma_deg,
+            "shear": augment.shear_sigma_deg,
+        }
+        self.shift = augment.shift_fraction
+
+    def draw(self) -> dict[str, float]:
+        """One set of parameters: scale factors, degrees, and shifts as fractions of the side."""
+        rng, sigma = self.random_generator, self.sigmas
+        return {
+            "scale_x": float(2.0 ** rng.normal(0.0, sigma["scale"])),
+            "scale_y": float(2.0 ** rng.normal(0.0, sigma["scale"])),
+            "rotate": float(rng.normal(0.0, sigma["rotate"])),
+            "shear": float(rng.normal(0.0, sigma["shear"])),
+            "shift_x": float(rng.uniform(-self.shift, self.shift)),
+            "shift_y": float(rng.uniform(-self.shift, self.shift)),
+        }
+
+    def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        drawn = self.draw()
+        shape = params["shape"][:2]
+        height, width = shape
+        translate = {"x": drawn["shift_x"] * width, "y": drawn["shift_y"] * height}
+        shear = {"x": -drawn["shear"], "y": 0.0}
+        scale = {"x": drawn["scale_x"], "y": drawn["scale_y"]}
+
+        def matrix(centre: tuple[float, float]) -> np.ndarray:
+            return fgeometric.create_affine_transformation_matrix(translate, shear, scale, drawn["rotate"], centre)
+
+        return {
+            "rotate": drawn["rotate"],
+            "scale": scale,
+            "matrix": matrix(fgeometric.center(shape)),
+            "bbox_matrix": matrix(fgeometric.center_bbox(shape)),
+            "output_shape": shape,
+            "drawn": drawn,
+        }
+
+
+class RecipeGamma(A.RandomGamma):
+    """Gamma 2^N(0, sigma) from the pipeline's seeded numpy generator, as the recipe's crop ** 2^N(0, 0.25)."""
+
+    def __init__(self, sigma_log2: float) -> None:
+        super().__init__(p=1.0)
+        self.sigma_log2 = sigma_log2
+
+    def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        return {"gamma": float(2.0 ** self.random_generator.normal(0.0, self.sigma_log2))}
+
+
+class CoarseSaltAndPepper(A.ImageOnlyTransform):
+    """imgaug's CoarseSaltAndPepper(p=amount, size_percent=size), which the recipe applies with probability
+    0.1: a grid of (a x H) x (b x W) cells (a, b drawn from `size`, at least 3 cells a side) of which each is
+    replaced with probability `amount`, scaled up to the image by nearest neighbour; the replaced pixels take
+    values 255 x Beta(0.5, 0.5), drawn per pixel (mostly near black or white)."""
+
+    def __init__(self, amount: float, size: tuple[float, float], p: float) -> None:
+        super().__init__(p=p)
+        self.amount = amount
+        self.size = size
+
+    def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        height, width = params["shape"][:2]
+        rng = self.random_generator
+        fraction_y, fraction_x = rng.uniform(*self.size, size=2)
+        cells = rng.random((max(int(height * fraction_y), 3), max(int(width * fraction_x), 3))) < self.amount
+        mask = cv2.resize(cells.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+        values = np.clip(255.0 * rng.beta(0.5, 0.5, size=int(mask.sum())), 0, 255).astype(np.uint8)
+        return {"noise_mask": mask, "noise_values": values}
+
+    def apply(self, img: np.ndarray, noise_mask: np.ndarray, noise_values: np.ndarray, **params: Any) -> np.ndarray:
+        out = img.copy()
+        if out.ndim == 3:
+            out[noise_mask] = noise_values[:, None]
+        else:
+            out[noise_mask] = noise_values
+        return out
+
+
+def uniform_steps(a: AugmentConfig) -> list[A.BasicTransform]:
+    """radlab's augmentation: uniform draws within the range fields; the blur kernel is 3 or 5 pixels."""
+    steps: list[A.BasicTransform] = [
+        A.Affine(
+            scale=(2**-a.scale_log2, 2**a.scale_log2),
+            rotate=(-a.rotate_deg, a.rotate_deg),
+            shear=(-a.shear_deg, a.shear_deg),
+            translate_percent=(-a.shift_fraction, a.shift_fraction),
+            rotate_method="ellipse",
+            border_mode=cv2.BORDER_CONSTANT,
+            fill=0,
+            p=1.0,
+        ),
+        A.HorizontalFlip(p=a.hflip),
+        A.RandomGamma(gamma_limit=(100 * 2**-a.gamma_log2, 100 * 2**a.gamma_log2), p=1.0),
+    ]
+    if a.salt_pepper > 0:
+        steps.append(CoarseSaltAndPepper(a.salt_pepper_amount, a.salt_pepper_size, p=a.salt_pepper))
+    return [
+        *steps,
+        A.GaussNoise(std_range=(0.0, a.noise_std), p=a.noise),
+        A.GaussianBlur(blur_limit=(3, 5), p=a.blur),
+    ]
+
+
+def recipe_steps(a: AugmentConfig) -> list[A.BasicTransform]:
+    """The recipe's augmentation, in its order (detection_dataset.py): the affine warp, gamma, then imgaug's
+    Sometimes(salt_pepper, coarse salt-and-pepper), Sometimes(blur, blur sigma U(0, blur_sigma)) and
+    Sometimes(noise, noise std U(0, noise_std x 255)). A sigma below 0.01 would blur nothing visible, so the
+    draw starts there (a kernel of sigma 0 is undefined)."""
+    return [
+        RecipeAffine(a),
+        A.HorizontalFlip(p=a.hflip),
+        RecipeGamma(a.gamma_sigma_log2),
+        CoarseSaltAndPepper(a.salt_pepper_amount, a.salt_pepper_size, p=a.salt_pepper),
+        A.GaussianBlur(blur_limit=0, sigma_limit=(0.01, a.blur_sigma), p=a.blur),
+        A.GaussNoise(std_range=(0.0, a.noise_std), p=a.noise),
+    ]
+
+
 class DetectionTransform:
     """uint8 (H, W) image and (n, 4) x1y1x2y2 boxes -> uint8 (1, S, S) tensor and boxes in S pixels.
 
-    Training adds one random affine (scale, rotation, shear, shift), a flip, gamma, noise and blur. Boxes are
-    rotated with albumentations' "ellipse" method, which does not let them grow under rotation the way
-    rotating their corners does."""
+    Training adds one random affine (scale, rotation, shear, shift), a flip, gamma, noise and blur, drawn
+    uniformly (radlab's) or as the recipe draws them (`augment.draws`). Boxes are rotated with albumentations'
+    "ellipse" method, which does not let them grow under rotation the way rotating their corners does."""
 
     def __init__(self, size: int, train: bool = False, augment: AugmentConfig | None = None, seed: int | None = None):
         steps: list[A.BasicTransform] = [A.Resize(size, size, interpolation=cv2.INTER_AREA)]
         if train and augment is not None:
-            a = augment
-            steps += [
-                A.Affine(
-                    scale=(2**-a.scale_log2, 2**a.scale_log2),
-                    rotate=(-a.rotate_deg, a.rotate_deg),
-                    shear=(-a.shear_deg, a.shear_deg),
-                    translate_percent=(-a.shift_fraction, a.shift_fraction),
-                    rotate_method="ellipse",
-                    border_mode=cv2.BORDER_CONSTANT,
-                    fill=0,
-                    p=1.0,
-                ),
-                A.HorizontalFlip(p=a.hflip),
-                A.RandomGamma(gamma_limit=(100 * 2**-a.gamma_log2, 100 * 2**a.gamma_log2), p=1.0),
-                A.GaussNoise(std_range=(0.0, 0.04), p=a.noise),
-                A.GaussianBlur(blur_limit=(3, 5), p=a.blur),
-            ]
+            steps += recipe_steps(augment) if augment.draws == "normal" else uniform_steps(augment)
         params = A.BboxParams(format="pascal_voc", label_fields=["labels"], min_visibility=0.3, clip=True)
         self.pipeline = A.Compose(steps, bbox_params=params, seed=seed)
         self.size = size

@@ -24,10 +24,10 @@ from pydantic import Field
 from timm.layers import freeze_batch_norm_2d
 from torch import nn
 from torchvision.models.detection import RetinaNet
-from torchvision.models.detection._utils import BoxCoder
+from torchvision.models.detection._utils import BoxCoder, Matcher
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
-from torchvision.models.detection.retinanet import RetinaNetHead
+from torchvision.models.detection.retinanet import RetinaNetHead, RetinaNetRegressionHead
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelP6P7
 
 from radlab.core.config import StrictModel
@@ -39,6 +39,8 @@ from radlab.tasks.pneumonia.data import xyxy_to_xywh
 
 # Box deltas are divided by (0.1, 0.1, 0.2, 0.2), as in the recipe.
 BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
+# The recipe's smooth-L1 switch point (pytorch_retinanet/losses.py).
+RECIPE_SMOOTH_L1_BETA = 1.0 / 9.0
 
 
 class FPNBackbone(nn.Module):
@@ -60,6 +62,50 @@ class FPNBackbone(nn.Module):
         used = stages[self.first - 2 :]
         pyramid = self.fpn(OrderedDict((f"c{self.first + i}", s) for i, s in enumerate(used)))
         return pyramid, stages[-1]
+
+
+class OffsetAnchorGenerator(AnchorGenerator):
+    """torchvision's anchors with their centres at (i + offset) x stride instead of i x stride (the recipe's
+    pytorch_retinanet/anchors.py shift() puts them at (i + 0.5) x stride)."""
+
+    def __init__(self, sizes: Sequence[Sequence[float]], aspect_ratios: Sequence[Sequence[float]], offset: float):
+        super().__init__(tuple(tuple(s) for s in sizes), tuple(tuple(a) for a in aspect_ratios))
+        self.offset = offset
+
+    def grid_anchors(self, grid_sizes: list[list[int]], strides: list[list[torch.Tensor]]) -> list[torch.Tensor]:
+        anchors = super().grid_anchors(grid_sizes, strides)
+        if not self.offset:
+            return anchors
+        shifted = []
+        for level, (stride_y, stride_x) in zip(anchors, strides, strict=True):
+            step = torch.stack([stride_x, stride_y, stride_x, stride_y]).to(level)
+            shifted.append(level + self.offset * step)
+        return shifted
+
+
+class RecipeRegressionHead(RetinaNetRegressionHead):
+    """RetinaNet's box head with the recipe's loss (pytorch_retinanet/losses.py): smooth L1 with beta 1/9 on the
+    encoded deltas, the mean over each image's positive anchors x 4 coordinates (0 for an image without any),
+    then the mean over images. torchvision's sums the 4 coordinates per positive anchor and uses beta 1."""
+
+    def compute_loss(
+        self,
+        targets: list[dict[str, torch.Tensor]],
+        head_outputs: dict[str, torch.Tensor],
+        anchors: list[torch.Tensor],
+        matched_idxs: list[torch.Tensor],
+    ) -> torch.Tensor:
+        losses = []
+        for target, regression, image_anchors, matched in zip(
+            targets, head_outputs["bbox_regression"], anchors, matched_idxs, strict=True
+        ):
+            positive = torch.where(matched >= 0)[0]
+            if positive.numel() == 0:
+                losses.append(regression[positive].sum())
+                continue
+            wanted = self.box_coder.encode_single(target["boxes"][matched[positive]], image_anchors[positive])
+            losses.append(F.smooth_l1_loss(regression[positive], wanted, beta=RECIPE_SMOOTH_L1_BETA))
+        return torch.stack(losses).mean()
 
 
 class GlobalHead(nn.Module):
@@ -93,15 +139,20 @@ class PneumoniaDetector(nn.Module):
             features_only=True,
             out_indices=(1, 2, 3, 4),
         )
-        if model.freeze_bn:
+        if model.freeze_bn == "all":
             trunk = freeze_batch_norm_2d(trunk)
+        self.bn_stats_frozen = model.freeze_bn == "stats"
         backbone = FPNBackbone(trunk, model.levels, model.fpn_channels)
         sizes = tuple(tuple(2 ** (level + 2) * 2 ** (k / 3) for k in range(3)) for level in model.levels)
-        anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
-        head = RetinaNetHead(model.fpn_channels, anchors.num_anchors_per_location()[0], num_classes=1)
+        ratios = ((0.5, 1.0, 2.0),) * len(sizes)
+        anchors = OffsetAnchorGenerator(sizes, ratios, model.anchor_offset)
+        per_location = anchors.num_anchors_per_location()[0]
+        head = RetinaNetHead(model.fpn_channels, per_location, num_classes=1)
         head.classification_head.cls_logits = nn.Sequential(
             nn.Dropout(model.head_dropout), head.classification_head.cls_logits
         )
+        if model.box_loss == "original":
+            head.regression_head = RecipeRegressionHead(model.fpn_channels, per_location)
         head.regression_head._loss_type = "smooth_l1"
         head.regression_head.box_coder = BoxCoder(BOX_WEIGHTS)
         post = config.postprocess
@@ -113,12 +164,21 @@ class PneumoniaDetector(nn.Module):
             score_thresh=post.score_floor,
             nms_thresh=post.nms_iou,
             detections_per_img=post.max_detections,
-            fg_iou_thresh=0.5,
-            bg_iou_thresh=0.4,
+            proposal_matcher=Matcher(0.5, 0.4, allow_low_quality_matches=model.low_quality_matches),
         )
         self.retinanet.box_coder = BoxCoder(BOX_WEIGHTS)
         self.global_head = GlobalHead(backbone.last_stage_channels, model.global_dropout)
         self.mean, self.std = config.data.mean, config.data.std
+
+    def train(self, mode: bool = True) -> PneumoniaDetector:
+        """With `freeze_bn: stats` every batch-norm layer stays in eval mode (its running statistics frozen,
+        its scale and shift still trained), as the recipe's freeze_bn() after each model.train()."""
+        super().train(mode)
+        if self.bn_stats_frozen:
+            for module in self.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
 
     def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
         x = (pixels.float() / 255.0 - self.mean) / self.std

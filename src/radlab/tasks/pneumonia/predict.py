@@ -15,6 +15,7 @@ each engine as `predict` would, and compares the official mAP.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -240,9 +241,11 @@ def held_out(run: RunDir, root: Path, scratch: Path) -> HeldOut:
     kept = [line for line in lines[1:] if line.split(",", 1)[0] in chosen]
     atomic_write_text(truth, "\n".join([",".join(LABELS_HEADER), *kept]) + "\n")
 
-    def predict(engine: str) -> tuple[float | None, np.ndarray]:
-        out = scratch / f"{engine}.csv"
-        predict_folder(folder, out, [run.root], engine=engine, num_workers=0, device="cpu")
+    calls = itertools.count()
+
+    def predict(engine: str, models: Sequence[Path] | None = None) -> tuple[float | None, np.ndarray]:
+        out = scratch / f"{engine}-{next(calls)}.csv"
+        predict_folder(folder, out, list(models or [run.root]), engine=engine, num_workers=0, device="cpu")
         predictions = read_submission(out)
         top = np.array([predictions[p].scores.max(initial=0.0) for p in ids])
         return evaluate_files(truth, out)["mAP"], top

@@ -53,6 +53,7 @@ class PneumoniaRecipe(Recipe[PneumoniaConfig]):
     monitor = "val/map"
     mode = "max"
     plateau_monitor = "val/box_loss"
+    member_files = ("split.json",)
 
     def __init__(
         self, config: PneumoniaConfig, run: RunDir, truth: list[np.ndarray], paths: list[str] | None = None
