@@ -379,6 +379,8 @@ def test_a_run_that_keeps_its_best_epochs_predicts_as_their_mean(name, tiny, tmp
 
     page = report_run(out, tmp_path / "report.html").read_text()
     assert "Ensemble</h2>" in page and all(member in page for member in manifest["members"])
+    refused = run_radlab("export", str(out))
+    assert refused.returncode == 1 and "is an ensemble; export each of its members" in refused.stderr
     _predicts_as_its_members(name, data, out, [out / m for m in manifest["members"]], tmp_path)
 
 

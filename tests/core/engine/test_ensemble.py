@@ -155,3 +155,45 @@ def test_the_ensemble_is_compared_with_its_best_member(better, line):
         "ensemble_better": better,
     }
     assert compare_line(manifest) == line
+
+
+def test_a_resumed_ensemble_skips_members_finished_with_the_same_settings(tmp_path):
+    out, losses = tmp_path / "ens", {"member0": 0.5, "member1": 0.2}
+    selection = Selection("loss", minimise=True, keep=1)
+    train_members("demo", out, 2, _fake_members([], losses), [], False, dict, selection, 0)
+    for member in ("member0", "member1"):
+        (out / member / "metrics.json").write_text(json.dumps({"loss": losses[member]}))
+    again = []
+    manifest = train_members("demo", out, 2, _fake_members(again, losses), [], True, dict, selection, 0)
+    assert again == [] and manifest["members"] == ["member1"]
+    both = Selection("loss", minimise=True, keep=2)
+    chosen = train_members("demo", out, 2, _fake_members(again, losses), ["train.keep_members=2"], True, dict, both, 0)
+    assert again == [] and chosen["members"] == ["member0", "member1"]
+    longer = []
+    train_members("demo", out, 2, _fake_members(longer, losses), ["train.max_epochs=9"], True, dict, selection, 0)
+    assert [(name, resume) for name, _, resume in longer] == [("member0", True), ("member1", True)]
+
+
+@pytest.mark.parametrize(
+    ("task", "sets", "stage", "message"),
+    [
+        ("mura", ["train.members=2", "train.keep_members_on=nonsense"], None, "has no held-out score 'nonsense'"),
+        ("ich", ["train.members=2"], "sequence", "trains every stage of every member"),
+        ("mura", ["train.members=2"], None, "two ensembles"),
+    ],
+)
+def test_ensembles_that_cannot_be_made_are_refused_before_any_training(tiny, tmp_path, task, sets, stage, message):
+    from radlab.core.config import config_to_yaml
+    from radlab.core.engine.driver import train
+    from radlab.core.errors import RadlabConfigError
+    from radlab.core.task import get_task
+
+    out, preset = tmp_path / "out", "cpu-small"
+    if stage is not None:  # a later stage of an existing ensemble of members
+        (out / "member0").mkdir(parents=True)
+        (out / "member0" / "config.yaml").write_text(config_to_yaml(get_task(task).load_config(preset, sets)))
+        preset = None
+    folds = 2 if message == "two ensembles" else None
+    with pytest.raises(RadlabConfigError, match=message):
+        train(get_task(task), tiny.data(task), out, preset, sets, folds=folds, stage=stage)
+    assert sorted(p.name for p in out.rglob("*")) == (["config.yaml", "member0"] if stage else [])

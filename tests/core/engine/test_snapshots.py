@@ -4,9 +4,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from radlab.core.engine.ensemble import kept_members
 from radlab.core.engine.recipe import Recipe
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.engine.snapshots import KeptEpochs, SnapshotKeeper, kept_members
+from radlab.core.engine.snapshots import KeptEpochs, SnapshotKeeper
 
 
 class _Exporting(Recipe[object]):
@@ -82,3 +83,29 @@ def test_a_member_the_task_completes_later_is_not_listed_yet(tmp_path):
     assert not (run / "ensemble.json").exists()
     assert (run / "kept" / "epoch2" / "slice" / "metrics.json").is_file()
     assert (run / "kept" / "epoch2" / "config.yaml").is_file()
+
+
+def test_a_resumed_keeper_makes_kept_agree_with_its_restored_state(tmp_path):
+    """Killed between keeping epoch 3 (dropping 1) and checkpointing it: the state says {1, 2}, disk holds
+    {2, 3}. On resume the unknown member goes, the lost one is forgotten, and the manifest names what is there."""
+    run = _run(tmp_path)
+    first = SnapshotKeeper(KeptEpochs(run, 2, task="demo"), "val/score", "max")
+    _run_epochs(first, [0.1, 0.5])
+    state = json.loads(json.dumps(first.state_dict()))
+    _run_epochs_from(first, 2, [0.9])
+    assert [p.name for p in kept_members(run)] == ["epoch2", "epoch3"]
+    resumed = SnapshotKeeper(KeptEpochs(run, 2, task="demo"), "val/score", "max")
+    resumed.load_state_dict(state)
+    resumed.on_fit_start(SimpleNamespace(is_global_zero=True), _Exporting(object()))  # type: ignore[arg-type]
+    assert [p.name for p in kept_members(run)] == ["epoch2"]
+    assert resumed.state_dict() == {"kept": [[2, 0.5]]}
+    assert json.loads((run / "ensemble.json").read_text())["members"] == ["kept/epoch2"]
+
+
+def _run_epochs_from(keeper: SnapshotKeeper, first: int, scores: list[float]) -> None:
+    recipe = _Exporting(object())
+    for k, score in enumerate(scores):
+        trainer = SimpleNamespace(
+            sanity_checking=False, is_global_zero=True, current_epoch=first + k, callback_metrics={"val/score": score}
+        )
+        keeper.on_validation_end(trainer, recipe)  # type: ignore[arg-type]

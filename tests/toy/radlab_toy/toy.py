@@ -291,9 +291,11 @@ def _export_parts(run: RunDir, loaded: Loaded, root: Path | None, held_out_apart
 def _held_out(run: RunDir, root: Path, scratch: Path) -> HeldOut:
     calls = itertools.count()
 
-    def predict(engine: str, models: Sequence[Path] | None = None) -> tuple[float | None, np.ndarray]:
+    def predict(
+        engine: str, models: Sequence[Path] | None = None, device: str = "cpu"
+    ) -> tuple[float | None, np.ndarray]:
         out = scratch / f"{engine}-{next(calls)}.csv"
-        predict_folder(root / "valid", out, list(models or [run.root]), engine=engine, num_workers=0)
+        predict_folder(root / "valid", out, list(models or [run.root]), engine=engine, num_workers=0, device=device)
         return evaluate_files(root / LABELS, out)["auroc"], np.array(list(read_predictions(out).values()))
 
     return HeldOut(predict)

@@ -15,12 +15,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from radlab.core.config import config_to_yaml
-from radlab.core.console import info
+from radlab.core.console import info, warn
 from radlab.core.engine.config import EnsembleTrainConfig
-from radlab.core.engine.ensemble import Selection, is_ensemble, member_dir, score_ensemble, train_folds, train_members
+from radlab.core.engine.ensemble import (
+    Selection,
+    is_ensemble,
+    kept_members,
+    member_dir,
+    read_manifest,
+    score_ensemble,
+    train_folds,
+    train_members,
+)
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.engine.session import is_primary_process, open_run
-from radlab.core.errors import Interrupted, RadlabConfigError
+from radlab.core.errors import Interrupted, RadlabConfigError, RadlabError
 from radlab.core.io.atomic import atomic_write_text
 
 if TYPE_CHECKING:
@@ -67,6 +76,8 @@ class Training:
     fit: Callable[[FitContext[Any]], Metrics]
     held_out: Callable[[Metrics], dict[str, float | None]]
     describe: Callable[[Metrics, Path], Any]
+    lower_is_better: frozenset[str] = frozenset()
+    """Held-out score names (beyond the objective's and those ending in "loss") that are better lower."""
 
 
 def train(
@@ -86,7 +97,12 @@ def train(
     if stage is not None and stage not in task.stages:
         known = ", ".join(task.stages) or "none"
         raise RadlabConfigError(f"{task.name} has no training stage {stage!r} (its stages: {known})")
-    plan = None if stage is not None else _members_plan(task, Path(out), config_name, overrides, resume)
+    plan = _members_plan(task, Path(out), config_name, overrides, resume or stage is not None)
+    if plan is not None and stage is not None:
+        raise RadlabConfigError(
+            "a train.members ensemble trains every stage of every member; leave out --stage, or give one "
+            "member's folder (e.g. member0/) as --out"
+        )
     if folds is not None:
         if stage is not None:
             raise RadlabConfigError("--folds trains every stage of every fold; leave out --stage")
@@ -129,7 +145,15 @@ def _train_members(
     training = task.training.get()
     objective = task.objective
     on = plan.keep_members_on or objective.key or objective.metric
-    minimise = on.endswith("loss") if on != (objective.key or objective.metric) else objective.direction == "minimize"
+    if on in (objective.key, objective.metric):
+        on, minimise = objective.key or objective.metric, objective.direction == "minimize"
+    else:
+        minimise = on in training.lower_is_better or on.endswith("loss")
+    known = sorted(training.held_out({}))
+    if known and on not in known:
+        raise RadlabConfigError(
+            f"train.keep_members_on: {task.name} has no held-out score {on!r} (its scores: {', '.join(known)})"
+        )
     base = str(member_dir(out, 0) / "config.yaml") if resume else config_name
 
     def one_member(target: Path, sets: list[str], member_resume: bool) -> Metrics:
@@ -150,7 +174,17 @@ def _train_members(
     )
     if not is_primary_process():
         return manifest
-    return score_ensemble(task, out, training.data_root(Path(data_root)))
+    return _scored(task, out, training.data_root(Path(data_root)), manifest)
+
+
+def _scored(task: Task, folder: Path, root: Path, manifest: Metrics, held_out: Any = None) -> Metrics:
+    """The manifest with the ensemble scored beside its members; a scoring that fails is a warning (the
+    members are trained and usable), never the end of a training."""
+    try:
+        return score_ensemble(task, folder, root, held_out)
+    except (RadlabError, OSError) as error:
+        warn(f"{folder}: the ensemble was not scored ({error}); its members are trained and predict uses them")
+        return manifest
 
 
 def _train_run(
@@ -173,10 +207,12 @@ def _train_run(
             run.record_data_root(root)
         metrics = training.fit(FitContext(root, run, config, checkpoint, resume, stage))
         if stage is not None and stage != task.stages[0] and is_primary_process():  # the stage succeeded
-            atomic_write_text(run.config, config_to_yaml(config))
+            for folder in (run.root, *kept_members(run.root)):  # kept epochs are runs of this config too
+                atomic_write_text(folder / "config.yaml", config_to_yaml(config))
         last_stage = stage is None or stage == task.stages[-1]
         if last_stage and is_primary_process() and _keeps_epochs(config) and is_ensemble(run.root):
-            metrics = {**metrics, "ensemble": score_ensemble(task, run.root, root, training.held_out)}
+            manifest = read_manifest(run.root)
+            metrics = {**metrics, "ensemble": _scored(task, run.root, root, manifest, training.held_out)}
     return metrics
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from radlab.core.config import describe_validation_error
-from radlab.core.console import info
+from radlab.core.console import info, warn
 from radlab.core.engine.run_dir import RunDir, finite, refuse_json_constant
 from radlab.core.errors import RadlabDataError, RadlabError
 from radlab.core.io.atomic import atomic_write_text
@@ -39,6 +39,21 @@ TrainOne = Callable[[Path, list[str], bool], dict[str, Any]]
 """(fold run directory, overrides, resume) -> that fold's metrics."""
 
 
+KEPT_FOLDER = "kept"
+
+
+def member_root(run: Path, epoch: int) -> Path:
+    """Where a run keeps one of its epochs as a run directory of its own (snapshots.py)."""
+    return run / KEPT_FOLDER / f"epoch{epoch}"
+
+
+def kept_members(run: Path) -> list[Path]:
+    """The member folders of RUN/kept/, in epoch order."""
+    folder = run / KEPT_FOLDER
+    found = [p for p in folder.glob("epoch*") if p.is_dir() and p.name[5:].isdigit()] if folder.is_dir() else []
+    return sorted(found, key=lambda p: int(p.name[5:]))
+
+
 def _ensemble_folder(out: str | Path, write: bool, resume: bool, what: str) -> Path:
     """The ensemble's folder, made; one that already holds files only when resuming it."""
     out = Path(out)
@@ -46,6 +61,25 @@ def _ensemble_folder(out: str | Path, write: bool, resume: bool, what: str) -> P
         raise RadlabError(f"{out} is not empty; pick a new --out, or --resume to continue its {what}")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+FINISHED_FILE = "finished.json"
+SELECTION_KEYS = ("train.keep_members=", "train.keep_members_on=")
+
+
+def _train_or_reuse(train_one: TrainOne, target: Path, sets: list[str], resume: bool, write: bool) -> dict[str, Any]:
+    """One member trained (or resumed), then marked finished with the settings it was given; a resumed
+    ensemble skips a finished member given the same settings (another training would add an epoch to one
+    that stopped early) and continues it when they changed (`--set train.max_epochs=...`)."""
+    finished = target / FINISHED_FILE
+    given = [item for item in sets if not item.startswith(SELECTION_KEYS)]  # choosing again retrains nothing
+    if resume and finished.is_file() and json.loads(finished.read_text(encoding="utf-8")).get("sets") == given:
+        info(f"  {target.name}: finished earlier with these settings, its scores reused")
+        return dict(RunDir(target).read_json("metrics.json"))
+    metrics = train_one(target, sets, resume and (target / "config.yaml").is_file())
+    if write:
+        atomic_write_text(finished, json.dumps({"sets": given}) + "\n")
+    return metrics
 
 
 def fold_dir(out: Path, fold: int) -> Path:
@@ -77,7 +111,7 @@ def train_folds(
         info(f"fold {fold + 1}/{folds}")
         target = fold_dir(out, fold)
         fold_sets = [*overrides, f"{section}.folds={folds}", f"{section}.fold={fold}"]
-        metrics = train_one(target, fold_sets, resume and (target / "config.yaml").is_file())
+        metrics = _train_or_reuse(train_one, target, fold_sets, resume, write)
         scores.append(score(metrics) if write else {})
     if not write:
         return {}
@@ -108,12 +142,13 @@ def train_members(
     for k in range(count):
         info(f"member {k + 1}/{count} (seed {seed + k})")
         target = member_dir(out, k)
-        started = resume and (target / "config.yaml").is_file()
-        metrics = train_one(target, [*overrides, f"train.seed={seed + k}"], started)
+        metrics = _train_or_reuse(train_one, target, [*overrides, f"train.seed={seed + k}"], resume, write)
         names.append(target.name)
         scores.append(score(metrics) if write else {})
     if not write:
         return {}
+    if not any(isinstance(s.get(selection.on), int | float) for s in scores):
+        warn(f"no member has a held-out {selection.on!r} score; the first {selection.keep} in training order are kept")
     kept = selection.choose(scores)
     candidates = dict(zip(names, scores, strict=True))
     write_manifest(
@@ -305,8 +340,8 @@ def score_ensemble(
     info(f"scoring the ensemble and its {len(members)} members on the held-out data")
     with tempfile.TemporaryDirectory(prefix="radlab-ensemble-") as scratch:
         check = spec.held_out(RunDir(members[0]), data_root, Path(scratch))
-        ensemble, _ = check.predict("torch", [folder])
-        measured = [check.predict("torch", [member])[0] for member in members]
+        ensemble, _ = check.predict("torch", [folder], device="auto")  # the GPU training had, when there is one
+        measured = [check.predict("torch", [member], device="auto")[0] for member in members]
     better = "lower" if task.objective.direction == "minimize" else "higher"
     return update_manifest(
         folder,

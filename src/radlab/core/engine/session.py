@@ -31,8 +31,10 @@ def is_primary_process() -> bool:
 ENGINE_RESUMABLE = frozenset(
     {"max_epochs", "progress", "devices", "accelerator", "strategy", "num_nodes"}
     | {"limit_train_batches", "limit_val_batches"}
+    | {"keep_members", "keep_members_on"}
 )
-"""The keys of an engine section that a resumed run may change: how long, where and how verbosely it runs.
+"""The keys of an engine section that a resumed run may change: how long, where and how verbosely it runs,
+and which of a seed ensemble's members are kept (chosen again from their recorded scores).
 (Not `early_stopping_patience`: Lightning restores the patience with the callback's state.)"""
 DATA_RESUMABLE = frozenset({"num_workers", "cache_dir"})
 MODEL_RESUMABLE = frozenset({"pretrained", "weights_file", "trust_pickle"})

@@ -17,16 +17,13 @@ from typing import Any
 
 import lightning as L
 
-from radlab.core.engine.ensemble import ENSEMBLE_FILE, write_manifest
+from radlab.core.engine.ensemble import kept_members, member_root, write_manifest
 from radlab.core.engine.recipe import Recipe
 from radlab.core.engine.run_dir import RunDir
+from radlab.core.io.atomic import atomic_write_text
 
-KEPT_FOLDER = "kept"
 SHARED_FILES = ("config.yaml", "data.json")
-
-
-def member_root(run: Path, epoch: int) -> Path:
-    return run / KEPT_FOLDER / f"epoch{epoch}"
+"""Copied into every member; config.yaml, the first, is written last and so marks a complete member."""
 
 
 @dataclass(frozen=True)
@@ -71,11 +68,26 @@ class SnapshotKeeper(L.Callback):
             return
         self._save(pl_module, epoch)
         self.kept = [(e, s) for e, s in self.kept if e != epoch] + [(epoch, score)]
+        dropped = None
         if self.plan.best is not None and len(self.kept) > self.plan.best:
             dropped = self._ranked()[-1][0]
             self.kept = [(e, s) for e, s in self.kept if e != dropped]
-            shutil.rmtree(self.plan.member(dropped), ignore_errors=True)
         if self.plan.manifest:
+            self._write_manifest()  # before the dropped member goes: the manifest never names a missing one
+        if dropped is not None:
+            shutil.rmtree(self.plan.member(dropped), ignore_errors=True)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Make kept/ agree with the state the checkpoint restored: a run killed between keeping an epoch and
+        checkpointing it left a member the state does not know (removed), or lost one it does (forgotten)."""
+        if not trainer.is_global_zero:
+            return
+        self.kept = [(e, s) for e, s in self.kept if (self.plan.member(e) / SHARED_FILES[0]).is_file()]
+        known = {self.plan.member(e) for e, _ in self.kept}
+        for member in kept_members(self.plan.run):
+            if member not in known:
+                shutil.rmtree(member, ignore_errors=True)
+        if self.plan.manifest and self.kept:
             self._write_manifest()
 
     def _wanted(self, epoch: int, score: float) -> bool:
@@ -99,10 +111,10 @@ class SnapshotKeeper(L.Callback):
         target = member / self.plan.inside if self.plan.inside else member
         target.mkdir(parents=True, exist_ok=True)
         recipe.export(RunDir(target), epoch)
-        for name in (*SHARED_FILES, *recipe.member_files):
+        for name in (*recipe.member_files, *reversed(SHARED_FILES)):  # config.yaml last: the member is complete
             source = self.plan.run / name
             if source.is_file():
-                shutil.copy2(source, member / name)
+                atomic_write_text(member / name, source.read_text(encoding="utf-8"))
 
     def _write_manifest(self) -> None:
         ranked = self._ranked()
@@ -123,14 +135,3 @@ class SnapshotKeeper(L.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.kept = [(int(e), float(s)) for e, s in state_dict.get("kept", [])]
-
-
-def kept_members(run: Path) -> list[Path]:
-    """The member folders of RUN/kept/, in epoch order."""
-    folder = run / KEPT_FOLDER
-    found = [p for p in folder.glob("epoch*") if p.is_dir() and p.name[5:].isdigit()] if folder.is_dir() else []
-    return sorted(found, key=lambda p: int(p.name[5:]))
-
-
-def has_manifest(run: Path) -> bool:
-    return (run / ENSEMBLE_FILE).is_file()

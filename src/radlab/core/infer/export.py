@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from radlab.core.console import info
+from radlab.core.engine.ensemble import ENSEMBLE_FILE, read_manifest
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabError
 from radlab.core.infer.engines import INT8_FILE, ONNX_FILE, weights_stamp
@@ -33,10 +34,13 @@ Calibration = Callable[[int], Iterable[np.ndarray]]
 
 
 class Predictor(Protocol):
-    """(engine, the `--model` runs: the checked run when None) -> (the official score of its held-out
-    predictions, the values to compare across engines or members)."""
+    """(engine, the `--model` runs: the checked run when None, the device: the CPU, where engines are
+    compared) -> (the official score of its held-out predictions, the values to compare across engines or
+    members)."""
 
-    def __call__(self, engine: str, models: Sequence[Path] | None = None) -> tuple[float | None, np.ndarray]: ...
+    def __call__(
+        self, engine: str, models: Sequence[Path] | None = None, device: str = "cpu"
+    ) -> tuple[float | None, np.ndarray]: ...
 
 
 @dataclass
@@ -89,6 +93,9 @@ def export_run(
         raise RadlabError(f"export is not available for {task.name}")
     spec = task.export.get()
     run = RunDir(Path(run_dir))
+    if (run.root / ENSEMBLE_FILE).is_file():
+        members = ", ".join(str(run.root / m) for m in read_manifest(run.root)["members"])
+        raise RadlabError(f"{run.root} is an ensemble; export each of its members instead ({members})")
     loaded = task.load.get()(run.root)
     known = int8 or data_root is not None
     root = task.training.get().data_root(run.data_root(data_root)) if known else None

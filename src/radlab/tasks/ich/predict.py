@@ -208,9 +208,11 @@ def held_out(run: RunDir, root: Path, scratch: Path) -> HeldOut:
 
     calls = itertools.count()
 
-    def predict(engine: str, models: Sequence[Path] | None = None) -> tuple[float | None, np.ndarray]:
+    def predict(
+        engine: str, models: Sequence[Path] | None = None, device: str = "cpu"
+    ) -> tuple[float | None, np.ndarray]:
         out = scratch / f"{engine}-{next(calls)}.csv"
-        predict_folder(folder, out, list(models or [run.root]), engine=engine, num_workers=0, device="cpu")
+        predict_folder(folder, out, list(models or [run.root]), engine=engine, num_workers=0, device=device)
         images, probs = read_submission(out)
         order = np.argsort(images)
         truth = np.stack([labels[images[k]] for k in order])

@@ -25,11 +25,11 @@ from torch.utils.data import DataLoader
 from radlab.core.console import info, warn
 from radlab.core.engine.callbacks import read_history, write_history
 from radlab.core.engine.driver import FitContext, Training, fit_recipe, fit_stage
-from radlab.core.engine.ensemble import write_manifest
+from radlab.core.engine.ensemble import ENSEMBLE_FILE, KEPT_FOLDER, kept_members, write_manifest
 from radlab.core.engine.loaders import epoch_loader
 from radlab.core.engine.recipe import Recipe
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.engine.snapshots import KEPT_FOLDER, KeptEpochs, kept_members
+from radlab.core.engine.snapshots import KeptEpochs
 from radlab.core.errors import RadlabError
 from radlab.core.io.cache import content_key
 from radlab.core.models import ImageClassifier, load_trained, save_weights
@@ -57,6 +57,7 @@ from radlab.tasks.ich.model import (
     save_embedded,
     sequence_probs,
     snapshot_path,
+    snapshots,
 )
 
 
@@ -227,11 +228,14 @@ def _fit_members(
             context, table, splits, RunDir(member / "slice"), sequence_run, member / "embeddings"
         )
         scored.append(_finish(config, RunDir(member), table, splits["valid"], embedded.get("valid"), sequence_run))
-    names = [m.relative_to(run.root).as_posix() for m in members]
+    if not all(snapshots(member / "sequence") for member in members):  # --stage slice or embed: not yet
+        info(f"the kept CNN epochs have no sequence models yet; {ENSEMBLE_FILE} is written once they do")
+        (run.root / ENSEMBLE_FILE).unlink(missing_ok=True)
+        return _finish_members(config, run, members)
     write_manifest(
         run.root,
         "ich",
-        names,
+        [m.relative_to(run.root).as_posix() for m in members],
         [held_out_scores(m) for m in scored],
         kind="epochs",
         selected_on={"score": "val/loss", "stage": "slice", "better": "lower"}
@@ -242,7 +246,7 @@ def _fit_members(
 
 def _best_first(members: list[Path], slice_run: RunDir) -> list[Path]:
     """The kept CNN epochs by their validation loss, lowest first (as the kept epochs of any run are listed)."""
-    losses = {int(row["epoch"]): float(row["val/loss"]) for row in read_history(slice_run.history)}
+    losses = {int(row["epoch"]): float(row.get("val/loss") or "nan") for row in read_history(slice_run.history)}
 
     def rank(member: Path) -> tuple[bool, float, int]:
         epoch = int(member.name.removeprefix("epoch"))
@@ -269,7 +273,8 @@ def _finish_members(config: IchConfig, run: RunDir, members: list[Path]) -> dict
             RunDir(m).read_json("metrics.json").get("sequence_epochs_averaged", 0) for m in members
         )
         slice_scores = [RunDir(m).read_json("metrics.json").get("slice_cnn") for m in members]
-        metrics["slice_cnn"] = min((s for s in slice_scores if s), key=lambda s: s["weighted_log_loss"], default=None)
+        scored = [s for s in slice_scores if s and s.get("weighted_log_loss") is not None]
+        metrics["slice_cnn"] = min(scored, key=lambda s: s["weighted_log_loss"], default=None)
         write_case_table(
             run.file(CASES_FILE),
             common,
@@ -438,4 +443,10 @@ def describe(metrics: dict[str, Any], out: Path) -> str:
     return f"validation weighted log loss: {', '.join(parts) or 'n/a'}; run in {out}"
 
 
-TRAINING = Training(data_root=resolve_data_root, fit=fit, held_out=held_out_scores, describe=describe)
+TRAINING = Training(
+    data_root=resolve_data_root,
+    fit=fit,
+    held_out=held_out_scores,
+    describe=describe,
+    lower_is_better=frozenset({"slice_cnn", "sequence"}),  # weighted log losses
+)

@@ -272,9 +272,11 @@ def held_out(run: RunDir, root: Path, scratch: Path) -> HeldOut:
 
     calls = itertools.count()
 
-    def predict(engine: str, models: Sequence[Path] | None = None) -> tuple[float | None, np.ndarray]:
+    def predict(
+        engine: str, models: Sequence[Path] | None = None, device: str = "cpu"
+    ) -> tuple[float | None, np.ndarray]:
         out = scratch / f"{engine}-{next(calls)}.csv"
-        predict_csv(paths_csv, out, list(models or [run.root]), root, engine=engine, num_workers=0)
+        predict_csv(paths_csv, out, list(models or [run.root]), root, engine=engine, num_workers=0, device=device)
         probs = read_predictions(out)
         return official_scores(labels, probs)["Average_AUROC"], probs
 

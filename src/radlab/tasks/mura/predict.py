@@ -218,10 +218,12 @@ def held_out(run: RunDir, root: Path, scratch: Path) -> HeldOut:
 
     calls = itertools.count()
 
-    def predict(engine: str, models: Sequence[Path] | None = None) -> tuple[float | None, np.ndarray]:
+    def predict(
+        engine: str, models: Sequence[Path] | None = None, device: str = "cpu"
+    ) -> tuple[float | None, np.ndarray]:
         out, probs = (scratch / f"{engine}-{k}{suffix}" for k in [next(calls)] for suffix in (".csv", ".probs.csv"))
         runs = list(models or [run.root])
-        predict_csv(paths_csv, out, runs, root, probabilities_csv=probs, engine=engine, num_workers=0)
+        predict_csv(paths_csv, out, runs, root, probabilities_csv=probs, engine=engine, num_workers=0, device=device)
         official, _ = evaluate_files(labels_csv, out)
         return official["Overall_Mean"], np.array([row.probability for row in read_probabilities(probs)])
 

@@ -243,9 +243,11 @@ def held_out(run: RunDir, root: Path, scratch: Path) -> HeldOut:
 
     calls = itertools.count()
 
-    def predict(engine: str, models: Sequence[Path] | None = None) -> tuple[float | None, np.ndarray]:
+    def predict(
+        engine: str, models: Sequence[Path] | None = None, device: str = "cpu"
+    ) -> tuple[float | None, np.ndarray]:
         out = scratch / f"{engine}-{next(calls)}.csv"
-        predict_folder(folder, out, list(models or [run.root]), engine=engine, num_workers=0, device="cpu")
+        predict_folder(folder, out, list(models or [run.root]), engine=engine, num_workers=0, device=device)
         predictions = read_submission(out)
         top = np.array([predictions[p].scores.max(initial=0.0) for p in ids])
         return evaluate_files(truth, out)["mAP"], top
