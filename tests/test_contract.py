@@ -90,7 +90,9 @@ def _every_file_parses(run: Path) -> None:
     from radlab.core.models import load_weights
 
     for path in run.rglob("*"):
-        if path.name.endswith(".tmp") or not path.is_file():
+        # Temporary names are not final ones: radlab's atomic writes end in .tmp, and safetensors' writer
+        # stages its file as .tmpXXXXXX beside it (a kill during a checkpoint leaves one).
+        if path.name.endswith(".tmp") or path.name.startswith(".tmp") or not path.is_file():
             continue
         if path.parent.name == "checkpoints":
             load_checkpoint_file(path)
