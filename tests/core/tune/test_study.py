@@ -193,3 +193,13 @@ def test_workers_started_together_on_an_empty_database_all_get_in(tmp_path):
         with admin.connect() as connection:
             connection.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
         admin.dispose()
+
+
+@pytest.mark.parametrize(("task", "preset"), [("mura", "paper"), ("pneumonia", "paper"), ("ich", "paper")])
+def test_a_trial_trains_one_model_where_the_preset_trains_an_ensemble(task, preset):
+    from radlab.core.tune.study import _one_model
+
+    chosen = get_task(task)
+    ensemble, trial = chosen.load_config(preset).train, chosen.load_config(preset, _one_model(chosen, preset)).train
+    assert (ensemble.members, ensemble.snapshots, ensemble.snapshot_epochs) != (None, None, None)
+    assert (trial.members, trial.snapshots, trial.snapshot_epochs) == (None, None, None)

@@ -32,6 +32,17 @@ if TYPE_CHECKING:
     from radlab.core.task import Objective, Task
 
 ONE_DEVICE = "train.devices=1"
+ONE_MODEL = ("train.members=null", "train.snapshots=null", "train.snapshot_epochs=null")
+"""A trial is one model: a preset's ensemble (MURA's 5 of 10 seeds, pneumonia's kept epochs) is what the
+best parameters are then trained into, not what each trial trains (`--set` may still ask for one)."""
+
+
+def _one_model(task: Task, config_name: str | None) -> list[str]:
+    from radlab.core.engine.config import EnsembleTrainConfig
+
+    return list(ONE_MODEL) if isinstance(task.load_config(config_name).train, EnsembleTrainConfig) else []
+
+
 HEARTBEAT_S = 30
 GRACE_S = 120
 
@@ -66,7 +77,7 @@ def run_tuning(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # One process per trial: parallelism comes from more workers (devices "auto" would start DDP on every GPU).
-    trial_overrides = [ONE_DEVICE, *overrides]
+    trial_overrides = [ONE_DEVICE, *_one_model(task, config_name), *overrides]
     base = task.load_config(config_name, trial_overrides)
     engine = base.train
     if str(engine.devices) not in ("1", "[0]") or engine.num_nodes != 1 or "ddp" in str(engine.strategy):
