@@ -252,6 +252,51 @@ def tune(
     info(line)
 
 
+@app.command()
+def serve(
+    model: Annotated[
+        list[Path], typer.Option(help="A trained run directory (or --folds ensemble); repeat to serve several.")
+    ],
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default; README: Serving).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port).")] = 8000,
+    engine: Annotated[str, typer.Option(help="torch, or onnx / int8 for the files `radlab export` wrote.")] = "torch",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (engine torch).")] = "auto",
+    max_batch: Annotated[int, typer.Option(min=1, help="Requests predicted together, at most.")] = 8,
+    max_wait_ms: Annotated[
+        float, typer.Option(min=0, help="How long the first request of a batch waits for others.")
+    ] = 10.0,
+    queue: Annotated[int, typer.Option(min=1, help="Requests waiting at most; more are answered 503.")] = 64,
+    max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body (413 above it).")] = 256.0,
+    timeout_s: Annotated[float, typer.Option(min=0.1, help="A request not answered by then gets 504.")] = 120.0,
+    token_file: Annotated[
+        Path | None, typer.Option(help="File holding the bearer token every endpoint but /health requires.")
+    ] = None,
+    stow: Annotated[
+        str | None, typer.Option(help="DICOMweb URL to store each DICOM result on too (STOW-RS).")
+    ] = None,
+) -> None:
+    """An HTTP inference service for trained runs (shared/spec/serve.md): micro-batched predictions, pictures,
+    DICOM results, a web page at /. Stops on SIGTERM or Ctrl-C after answering the requests in flight."""
+    from radlab.core.serve.server import ServeOptions, run_server
+
+    run_server(
+        ServeOptions(
+            models=model,
+            host=host,
+            port=port,
+            engine=engine,
+            device=device,
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            queue=queue,
+            max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+            timeout_s=timeout_s,
+            token_file=token_file,
+            stow=stow,
+        )
+    )
+
+
 def prepare_demo_folder(out: Path, task: str) -> Path:
     """`out/task`, emptied if an earlier demo made it; a folder radlab did not make is never deleted."""
     if out.exists() and any(out.iterdir()) and not (out / DEMO_MARKER).exists():

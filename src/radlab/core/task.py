@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from radlab.core.infer.export import ExportSpec
     from radlab.core.report.cases import CaseTable
     from radlab.core.report.document import Section
+    from radlab.core.serve.spec import ServeSpec
 
     ReportSections = Callable[[RunDir, dict[str, Any], CaseTable | None], list[Section]]
 
@@ -200,6 +201,7 @@ class Task:
     bench: Lazy[BenchSpec] | None = None
     codalab: Codalab | None = None
     demo: Lazy[DemoSpec] | None = None
+    serve: Lazy[ServeSpec] | None = None
     default_preset: str = "paper"
     position: int = 100
 
@@ -255,6 +257,7 @@ class Task:
             bench=ref(manifest.bench),
             codalab=Codalab(tuple(codalab.files), codalab.usage, Lazy(codalab.predict, package)) if codalab else None,
             demo=ref(manifest.demo),
+            serve=ref(manifest.serve),
             default_preset=manifest.default_preset,
             position=manifest.position,
         )
@@ -323,6 +326,7 @@ class Manifest(StrictModel):
     export: str | None = None
     bench: str | None = None
     demo: str | None = None
+    serve: str | None = None
     codalab: _CodalabEntry | None = None
     default_preset: str = "paper"
     position: int = 100

@@ -49,6 +49,7 @@ from radlab.core.report import (
     table_html,
     write_case_table,
 )
+from radlab.core.serve.spec import FileRule, ServedRun, ServeRequest, ServeSpec, link
 from radlab.core.task import EngineOptions, engine_options
 from radlab.core.transforms import build_image_transform
 from radlab_toy import TASK, ToyConfig
@@ -367,6 +368,21 @@ def sections(run: RunDir, metrics: dict[str, Any], cases: CaseTable | None) -> l
     loaded = load_run(run.root)
     gallery = case_gallery(cases, "disc", 0.5, lambda row: explain_image(loaded, Path(cases.inputs[row])))
     return [*found, *classifier_sections(cases), gallery]
+
+
+def serve_predict(run: ServedRun, requests: Sequence[ServeRequest], scratch: Path) -> list[dict[str, Any]]:
+    """`radlab serve` for the toy: one PNG per request, a batch is one folder through predict_folder."""
+    images = scratch / "images"
+    for request in requests:
+        link(request.files[0].path, images / f"{request.key}.png")
+    models = [model for _, model in run.loaded]
+    loaded = run.loaded[0][0], models[0] if len(models) == 1 else ProbabilityAverage(models)
+    predict_folder(images, scratch / "p.csv", list(run.members), loaded=loaded, strict=True, num_workers=0)
+    found = read_predictions(scratch / "p.csv")
+    return [{"probability": found[f"{request.key}.png"]} for request in requests]
+
+
+SERVE = ServeSpec(files=FileRule("one PNG image", 1, 1, (".png",)), predict=serve_predict)
 
 
 class ToyDemo(DemoSpec):

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from radlab.core.config import StrictModel
 from radlab.core.engine import config as base
+from radlab.core.io.dicom_outputs import DicomOutOption, StowOption, check_results_folder
 from radlab.core.task import PredictOptions, Task
 
 
@@ -18,12 +19,23 @@ def predict(
     input_dir: Annotated[Path, typer.Argument(metavar="INPUT", help="Folder of ID_*.dcm slices.")],
     output: Path,
     options: PredictOptions,
+    dicom_out: DicomOutOption = None,
+    stow: StowOption = None,
 ) -> str:
-    """`ID,Label` with 6 rows per readable image, probabilities clipped to [1e-5, 1 - 1e-5]."""
+    """`ID,Label` with 6 rows per readable image, probabilities clipped to [1e-5, 1 - 1e-5]; with
+    `--dicom-out` / `--stow` also a DICOM SR per study (each slice's six probabilities)."""
     from radlab.tasks.ich.predict import describe, predict_folder
 
+    if dicom_out is not None:
+        check_results_folder(dicom_out, [input_dir], options.models)
     summary = predict_folder(input_dir, output, options.models, **options.engine_kwargs())
-    return f"{describe(summary)} -> {output}"
+    line = f"{describe(summary)} -> {output}"
+    if dicom_out is None and stow is None:
+        return line
+    from radlab.core.io.dicomweb import deliver
+    from radlab.tasks.ich.dicom_results import submission_results
+
+    return f"{line}; {deliver(submission_results(input_dir, output), dicom_out, stow)}"
 
 
 def evaluate(

@@ -85,21 +85,24 @@ def predict_csv(
     *,
     tta_hflip: bool | None = None,
     allow_outside_root: bool = False,
-    loaded: LoadedRun | None = None,
+    loaded: LoadedRun | Sequence[LoadedRun] | None = None,
     **options: Unpack[EngineOptions],
 ) -> PredictionSummary:
     """Predict every exam of `input_csv` with the run(s) in `run_dirs` and write the submission; several
     runs, or a `--folds` ensemble, average their fused probabilities. `engine` is "torch", or "onnx" /
-    "int8" for the files `radlab export` wrote (ONNX Runtime, CPU). `loaded` (what load_run returns) skips
-    loading, for callers predicting many files with one model."""
+    "int8" for the files `radlab export` wrote (ONNX Runtime, CPU). `loaded` (what load_run returns, or one
+    per member) skips loading, for callers predicting many files with one model."""
     batch_size, num_workers, strict, device, engine = engine_options(options)
+    others: list[Callable[[], LoadedRun]]
     if loaded is None:
         members = expand_members([run_dirs] if isinstance(run_dirs, str | Path) else run_dirs)
-        loaded = load_run(members[0], engine)
+        first = load_run(members[0], engine)
         others = [partial(load_run, member, engine) for member in members[1:]]  # loaded one at a time
+    elif isinstance(loaded, LoadedRun):
+        first, others = loaded, []
     else:
-        others = []
-    config = loaded.config
+        first, others = loaded[0], [partial(_given, run) for run in loaded[1:]]
+    config = first.config
     exams = read_exam_paths(input_csv)
     planes = config.train.planes
     if strict:
@@ -129,11 +132,11 @@ def predict_csv(
         warn(f"{input_csv}:{line}: {error}; the exam is predicted from its other planes")
 
     member_probs = []
-    loaders: list[Callable[[], LoadedRun]] = [lambda: loaded, *others]
+    loaders: list[Callable[[], LoadedRun]] = [partial(_given, first), *others]
     for k, load in enumerate(loaders):
         run = load()
         if run.config.train.planes != planes or run.config.data.image_size != config.data.image_size:
-            raise RadlabDataError(run.root / "config.yaml", f"planes or image size differ from {loaded.root}")
+            raise RadlabDataError(run.root / "config.yaml", f"planes or image size differ from {first.root}")
         logits = unit_logits(
             run.units,
             paths,
@@ -154,9 +157,13 @@ def predict_csv(
     for key in fallback:
         warn(f"no usable plane for exam {key}: given the training prevalence of each label")
     for task in TASKS:
-        if task not in loaded.fusion["tasks"]:
+        if task not in first.fusion["tasks"]:
             warn(f"this run has no model for {task}; its column holds the training prevalence")
     return PredictionSummary(len(exams), unreadable, fallback)
+
+
+def _given(run: LoadedRun) -> LoadedRun:
+    return run
 
 
 def unit_logits(

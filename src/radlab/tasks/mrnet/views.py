@@ -115,11 +115,17 @@ class MRNetExplainer:
 
 
 def plane_of_path(path: Path) -> str:
-    """The plane of a series, from its folder name (MRNet's layout: SPLIT/PLANE/NNNN.npy)."""
+    """The plane of a series, from its folder name (MRNet's layout: SPLIT/PLANE/NNNN.npy), else from its
+    file name when that names one plane (`0001_axial.npy`, what `radlab serve` is sent)."""
     for part in reversed(path.resolve().parts[:-1]):
         if part in PLANES:
             return part
-    raise RadlabDataError(path, f"cannot tell its plane: its folder should be one of {', '.join(PLANES)}")
+    named = [plane for plane in PLANES if plane in path.name.lower()]
+    if len(named) == 1:
+        return named[0]
+    raise RadlabDataError(
+        path, f"cannot tell its plane: its folder (or else its name) should say one of {', '.join(PLANES)}"
+    )
 
 
 def explain(input_path: Path, run_dir: Path) -> list[Explanation]:

@@ -57,6 +57,7 @@ class PredictionSummary:
     unreadable_images: int
     abnormal: int
     fallback_studies: list[str] = field(default_factory=list)
+    image_probabilities: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per input row; NaN: unreadable
 
 
 def predict_csv(
@@ -98,6 +99,7 @@ def predict_csv(
         else ImageFileDataset(files, transform, transform.output_shape)
     )
     pooler = StudyPooler(len(groups.studies), settings.pooling)
+    image_probabilities = np.full(len(images), np.nan)
     unreadable = 0
     for batch in stream_predictions(
         model,
@@ -117,6 +119,7 @@ def predict_csv(
                     raise RadlabDataError(input_csv, f"{error} (--strict)", line)
                 warn(f"{input_csv}:{line}: {error}; its study is predicted from its other images")
         pooler.add(groups.image_study[batch.indices], batch.probs[:, 0], readable)
+        image_probabilities[batch.indices[readable]] = batch.probs[readable, 0]
 
     if images and unreadable == len(images):
         raise nothing_read(input_csv, len(images), "images", " (is --data-root the folder its paths start from?)")
@@ -132,7 +135,9 @@ def predict_csv(
         write_probabilities(probabilities_csv, zip(groups.studies, probabilities.tolist(), strict=True))
     for study in fallback_studies:
         warn(f"no readable image in {study}: given the training majority label for its body part")
-    return PredictionSummary(len(groups.studies), len(images), unreadable, int(labels.sum()), fallback_studies)
+    return PredictionSummary(
+        len(groups.studies), len(images), unreadable, int(labels.sum()), fallback_studies, image_probabilities
+    )
 
 
 def load_run(run_dir: str | Path, engine: str = "torch") -> Loaded:
@@ -144,7 +149,11 @@ def load_run(run_dir: str | Path, engine: str = "torch") -> Loaded:
 def load_members(members: Sequence[Path], engine: str = "torch") -> Loaded:
     """Several runs as one model averaging their probabilities; they must share the preprocessing and
     predict settings, which come from the first."""
-    loaded = [load_run(member, engine) for member in members]
+    return combine_members(members, [load_run(member, engine) for member in members])
+
+
+def combine_members(members: Sequence[Path], loaded: Sequence[Loaded]) -> Loaded:
+    """The loaded runs of `members` as one model (load_members, for runs loaded already)."""
     config = loaded[0][0]
     for member, (other, _) in zip(members[1:], loaded[1:], strict=True):
         if (other.data.image_size, other.data.resize, other.predict) != (

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 from radlab.core.commands import threshold_option
 from radlab.core.config import StrictModel, was_boolean
 from radlab.core.engine import config as base
+from radlab.core.io.dicom_outputs import DicomOutOption, StowOption, check_results_folder
 from radlab.core.task import PredictOptions, Task
 
 
@@ -23,14 +24,25 @@ def predict(
     use_global: Annotated[
         bool | None, typer.Option("--use-global/--no-global", help="Weigh scores by the global head.")
     ] = None,
+    dicom_out: DicomOutOption = None,
+    stow: StowOption = None,
 ) -> str:
-    """`patientId,PredictionString` with `conf x y w h` groups in original pixels, one row per DICOM."""
+    """`patientId,PredictionString` with `conf x y w h` groups in original pixels, one row per DICOM; with
+    `--dicom-out` / `--stow` also a DICOM SR per image (its boxes as image regions)."""
     from radlab.tasks.pneumonia.predict import describe, predict_folder
 
+    if dicom_out is not None:
+        check_results_folder(dicom_out, [input_dir], options.models)
     summary = predict_folder(
         input_dir, output, options.models, threshold=threshold, use_global=use_global, **options.engine_kwargs()
     )
-    return f"{describe(summary)} -> {output}"
+    line = f"{describe(summary)} -> {output}"
+    if dicom_out is None and stow is None:
+        return line
+    from radlab.core.io.dicomweb import deliver
+    from radlab.tasks.pneumonia.dicom_results import submission_results
+
+    return f"{line}; {deliver(submission_results(input_dir, output), dicom_out, stow)}"
 
 
 def evaluate(
