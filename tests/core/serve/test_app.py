@@ -290,3 +290,17 @@ def test_with_stow_every_dicom_result_is_stored_on_the_dicomweb_server(tiny):
     report = pydicom.dcmread(io.BytesIO(reply.content))
     found = find_instances(url, SOPInstanceUID=str(report.SOPInstanceUID))
     assert len(found) == 1
+
+
+def test_a_dicomweb_server_that_cannot_be_reached_is_a_502_not_the_clients_fault(tiny):
+    case = CASES["pneumonia"](tiny.data("pneumonia"))[0]
+    service = Service(
+        plan_models([tiny.run("pneumonia")], "torch"), new_scratch(), device="cpu", stow="http://127.0.0.1:9/dicom-web"
+    )
+    with TestClient(create_app(service), raise_server_exceptions=False) as client:
+        deadline = time.monotonic() + 120
+        while client.get("/ready").status_code != 200:
+            assert service.load_error is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        reply = client.post("/predict", files=[("files", (n, p.read_bytes())) for n, p in case])
+        assert reply.status_code == 502 and "127.0.0.1:9" in reply.json()["error"]

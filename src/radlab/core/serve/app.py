@@ -29,7 +29,7 @@ from starlette.requests import ClientDisconnect
 from radlab.core.console import warn
 from radlab.core.errors import RadlabError
 from radlab.core.serve.batcher import Busy
-from radlab.core.serve.service import Service, UploadError
+from radlab.core.serve.service import Service, StowError, UploadError
 from radlab.core.serve.spec import RequestShapeError
 from radlab.core.serve.staging import staged
 
@@ -276,6 +276,8 @@ def create_app(service: Service, token: str | None = None, on_loaded: Callable[[
             raise ServeError(422, str(exc)) from None
         except UploadError as exc:
             raise ServeError(400, str(exc)) from None
+        except StowError as exc:
+            raise ServeError(502, f"the prediction was made but not stored: {exc}") from None
         except Busy as exc:
             raise ServeError(503, str(exc)) from None
         except TimeoutError:

@@ -26,6 +26,10 @@ class UploadError(RadlabError):
     """An upload that cannot be read as the task's input (400), the message naming the client's file."""
 
 
+class StowError(RadlabError):
+    """The `--stow` DICOMweb server refused or could not be reached (502: not the client's fault)."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """How requests are batched and bounded."""
@@ -135,7 +139,10 @@ class Service:
         if self.stow:
             from radlab.core.io.dicomweb import stow
 
-            stow(self.stow, datasets)
+            try:
+                stow(self.stow, datasets)
+            except RadlabError as exc:
+                raise StowError(str(exc)) from None
         return datasets
 
 
