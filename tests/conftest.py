@@ -5,6 +5,7 @@ its products for the tests that use one task."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -283,3 +284,16 @@ def retrain_weights(weights: Path, change: Any) -> None:
     first = next(key for key, tensor in tensors.items() if tensor.is_floating_point() and tensor.ndim >= 1)
     tensors[first] = change(tensors[first])
     save_file(tensors, str(weights), metadata=metadata)
+    _record_retrained(weights)
+
+
+def _record_retrained(weights: Path) -> None:
+    """A training records the sha256 of the weights it writes (RUN/environment.json): so does a simulated one."""
+    from radlab.core.provenance.manifest import sha256_file
+    from radlab.core.provenance.record import ENVIRONMENT, read_record
+
+    folder = next((p for p in weights.absolute().parents if (p / ENVIRONMENT).is_file()), None)
+    record = read_record(folder) if folder is not None else None
+    if folder is not None and record is not None:
+        record["weights"][weights.absolute().relative_to(folder).as_posix()] = sha256_file(weights)
+        (folder / ENVIRONMENT).write_text(json.dumps(record))

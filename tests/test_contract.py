@@ -499,3 +499,64 @@ def test_weights_of_the_wrong_shape_are_one_line(name, tiny, tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
     assert any(f"{w}: weights do not fit" in result.stderr for w in every) and "shape" in result.stderr
+
+
+def _weights_of(run: Path) -> dict[str, str]:
+    """{relative path: sha256} of every weights file of a run (its safetensors outside checkpoints/)."""
+    from radlab.core.provenance.manifest import sha256_file
+
+    every = [p for p in run.rglob("*.safetensors") if "checkpoints" not in p.relative_to(run).parts]
+    return {p.relative_to(run).as_posix(): sha256_file(p) for p in every}
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_a_run_records_its_environment_and_predict_refuses_weights_changed_since(name, tiny, tmp_path):
+    """Issue 18, provenance: RUN/environment.json names the code, the machine, the seeds, the data (counts and
+    the label files' sha256) and the sha256 of every weights file of the run; predict refuses weights changed
+    since (one line naming the file, exit 1), or with --allow-changed-weights warns and predicts."""
+    import torch
+
+    from radlab.core.provenance.manifest import sha256_file
+
+    data, run = tiny.data(name), tmp_path / "run"
+    shutil.copytree(tiny.run(name), run)
+    record = json.loads((run / "environment.json").read_text())
+    assert record["status"] == "finished" and record["weights"] == _weights_of(run) and record["weights"]
+    assert record["seeds"]["train.seed"] == get_task(name).run_config(run).train.seed
+    assert record["torch"]["version"] == torch.__version__ and record["radlab"]["version"]
+    manifest = record["data"]
+    assert manifest["total_files"] == sum(manifest["files"].values()) > len(manifest["label_files"]) > 0
+    root = Path(manifest["root"])
+    assert all(sha256_file(root / rel) == entry["sha256"] for rel, entry in manifest["label_files"].items())
+
+    kept = (run / "environment.json").read_text()
+    for weights in record["weights"]:  # whichever of them predict loads first
+        retrain_weights(run / weights, lambda t: t + 0.01)
+    (run / "environment.json").write_text(kept)  # changed behind the record's back
+    refused = run_radlab(name, "predict", *_predict_args_with_output(name, data, run, tmp_path / "o.csv"))
+    assert refused.returncode == 1 and refused.stderr.startswith("error: "), refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "changed since training" in refused.stderr
+    assert any(f"{run / w}: changed since training" in refused.stderr for w in record["weights"])
+    assert not (tmp_path / "o.csv").exists()
+    allowed = run_radlab(
+        name, "predict", *_predict_args_with_output(name, data, run, tmp_path / "o.csv"), "--allow-changed-weights"
+    )
+    assert allowed.returncode == 0 and "used anyway (--allow-changed-weights)" in allowed.stderr, allowed.stderr
+    assert (tmp_path / "o.csv").is_file()
+
+
+@pytest.mark.parametrize("name", [name for name in TASKS if len(get_task(name).stages) > 1])
+def test_a_later_stage_trained_again_records_the_weights_it_leaves(name, tiny, tmp_path):
+    """`--stage LAST` rewrites that stage's weights: the record lists the new checksums (the earlier training
+    kept under "earlier"), so predict still accepts the run."""
+    from radlab.core.engine.driver import train
+
+    data, run = tiny.data(name), tmp_path / "run"
+    shutil.copytree(tiny.run(name), run)
+    before = json.loads((run / "environment.json").read_text())
+    train(get_task(name), data, run, None, list(TINY[name].train), stage=get_task(name).stages[-1])
+    after = json.loads((run / "environment.json").read_text())
+    assert after["weights"] == _weights_of(run) and after["weights"] != before["weights"]
+    assert [e["started"] for e in after["earlier"]] == [before["started"]]
+    result = run_radlab(name, "predict", *_predict_args_with_output(name, data, run, tmp_path / "o.csv"))
+    assert result.returncode == 0, result.stderr

@@ -259,7 +259,7 @@ def serve(
     ],
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default; README: Serving).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port).")] = 8000,
-    engine: Annotated[str, typer.Option(help="torch, or onnx / int8 for the files `radlab export` wrote.")] = "torch",
+    engine: Annotated[str, typer.Option(help="torch, or an engine of the files `radlab export` wrote.")] = "torch",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (engine torch).")] = "auto",
     max_batch: Annotated[int, typer.Option(min=1, help="Requests predicted together, at most.")] = 8,
     max_wait_ms: Annotated[
@@ -295,6 +295,33 @@ def serve(
             stow=stow,
         )
     )
+
+
+@app.command()
+def card(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory, --folds ensemble or tune folder.")],
+    out: Annotated[Path | None, typer.Option(help="Markdown file to write (default RUN_DIR/MODEL_CARD.md).")] = None,
+) -> None:
+    """RUN/MODEL_CARD.md: intended use and misuse, data, recipe and its differences from the original, metrics
+    with intervals, calibration, environment, the weights' licence and checksums."""
+    from radlab.core.summary.card import write_card
+
+    info(f"model card written: {write_card(run_dir, out)}")
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Two or more run directories, ensembles or tune folders.")],
+    html: Annotated[Path | None, typer.Option(help="Also write one HTML page with every run's curves.")] = None,
+) -> None:
+    """The config keys in which the runs differ, then their metrics side by side (with intervals)."""
+    if len(runs) < 2:
+        raise typer.BadParameter("give at least two runs to compare")
+    from radlab.core.summary.compare import compare as compare_runs
+
+    typer.echo(compare_runs(runs, html), nl=False)
+    if html is not None:
+        info(f"comparison written: {html}")
 
 
 def prepare_demo_folder(out: Path, task: str) -> Path:

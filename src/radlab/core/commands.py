@@ -1,8 +1,8 @@
 """The commands generated for every registered task, with the options they share declared once:
 `radlab TASK train` (the training driver's flags, the task's own, the scaling flags), `radlab TASK predict`
 (the task's inputs and options plus `--model`, `--batch-size`, `--workers`, `--strict`, `--device`,
-`--engine`), `radlab synth TASK` (OUT and `--seed` plus the task's sizes) and `radlab codalab TASK`. Typer
-reads a generated command's `__signature__`."""
+`--engine`, `--allow-changed-weights`), `radlab synth TASK` (OUT and `--seed` plus the task's sizes) and
+`radlab codalab TASK`. Typer reads a generated command's `__signature__`."""
 
 from __future__ import annotations
 
@@ -60,6 +60,15 @@ def _train_parameters(task: Task) -> list[inspect.Parameter]:
         ),
     ]
     parameters += [_option(str | None, f"--{o.name}", default=None, help=o.help) for o in task.train_options]
+    parameters.append(
+        _option(
+            str | None,
+            "--logger",
+            default=None,
+            help="Track the training: csv, tensorboard (RUN/logs/) or mlflow (tracking.mlflow_uri, "
+            "tracking.experiment); none by default.",
+        )
+    )
     if task.stages:
         stage = Literal[("all", *task.stages)]  # type: ignore[valid-type]  # built from the task's stages
         parameters.append(
@@ -109,10 +118,14 @@ def train_command(task: Task) -> Any:
         from radlab.core.engine.ensemble import ENSEMBLE_KIND, describe_ensemble
         from radlab.core.engine.scaling import scaling_overrides
         from radlab.core.engine.session import is_primary_process
+        from radlab.core.engine.tracking import require_logger
 
+        if values["logger"]:
+            require_logger(values["logger"])  # before the run directory is made
         sets = with_trust_pickle(values["set"], values["trust_pickle"])
         sets += scaling_overrides(values["devices"], values["strategy"], values["num_nodes"], values["accelerator"])
         sets += [f"{o.key}=[{values[o.name]}]" for o in task.train_options if values[o.name]]
+        sets += [f"tracking.logger={values['logger']}"] if values["logger"] else []
         stage = values.get("stage", "all")
         out = values["out"]
         metrics = train(
@@ -166,6 +179,12 @@ PREDICT_OPTIONS = [
     _option(bool, "--strict", default=False, help="Fail on the first unreadable input instead of warning."),
     _option(str, "--device", default="auto", help="auto, cpu, cuda, cuda:1, ..."),
     _option(str, "--engine", default="torch", help="torch, or onnx / int8: the files `radlab export` wrote."),
+    _option(
+        bool,
+        "--allow-changed-weights",
+        default=False,
+        help="Warn about, instead of refusing, weights whose sha256 is not the one RUN/environment.json records.",
+    ),
 ]
 
 
@@ -191,7 +210,10 @@ def predict_command(task: Task) -> Any:
         options = PredictOptions(models=common.pop("model"), **common)
         outputs = [values["output"], *(values[name] for name in task.predict_outputs if values.get(name))]
         check_outputs(outputs, inputs=[values[first]], models=options.models)
-        line = task.predict(**values, options=options)
+        from radlab.core.provenance.record import changed_weights_allowed
+
+        with changed_weights_allowed(options.allow_changed_weights):
+            line = task.predict(**values, options=options)
         info(line)
         return line
 

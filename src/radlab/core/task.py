@@ -118,7 +118,9 @@ def engine_options(options: EngineOptions) -> tuple[int | None, int | None, bool
 class PredictOptions:
     """The options every `radlab TASK predict` shares (declared once, in the command line): the runs whose
     models predict (several are averaged; a `--folds` ensemble counts as its folds), batch size, loader
-    processes, failing on the first unreadable input, the device and the engine."""
+    processes, failing on the first unreadable input, the device, the engine, and whether weights changed
+    since training (their sha256 no longer the one RUN/environment.json records) are warned about rather
+    than refused."""
 
     models: Sequence[Path]
     batch_size: int | None = None
@@ -126,6 +128,7 @@ class PredictOptions:
     strict: bool = False
     device: str = "auto"
     engine: str = "torch"
+    allow_changed_weights: bool = False
 
     def engine_kwargs(self) -> EngineOptions:
         """The keyword arguments every task's predict function takes for these options."""

@@ -33,6 +33,7 @@ def test_run_directory_holds_what_the_spec_lists(tiny_run):
         ".json",
         ".json",
         ".json",
+        ".json",
         ".safetensors",
         ".safetensors",
         ".safetensors",
@@ -161,8 +162,8 @@ def test_torchrun_ddp_on_the_cpu_with_a_shared_cache_writes_one_run_directory(ti
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in run.iterdir())
     assert names == sorted(
-        ["checkpoints", "config.yaml", "data.json", "data_stats.json", "history.csv", "metrics.json",
-         "model.safetensors", "valid_predictions.csv"]
+        ["checkpoints", "config.yaml", "data.json", "data_stats.json", "environment.json", "history.csv",
+         "metrics.json", "model.safetensors", "valid_predictions.csv"]
     )  # fmt: skip
     assert not list(run.rglob("*.tmp")) and [row["epoch"] for row in read_history(run / "history.csv")] == ["1"]
     # Validation gathered from both ranks: each study's probability averages all its images, as predict does.

@@ -6,6 +6,7 @@ import csv
 import io
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,14 @@ from radlab.core.io.atomic import atomic_write_text
 class HistoryWriter(L.Callback):
     """Rewrites history.csv (one row per epoch) after every validation, before checkpoints are saved.
 
-    Rows from an epoch that a resumed run repeats are replaced, so the file never holds an epoch twice.
+    Rows from an epoch that a resumed run repeats are replaced, so the file never holds an epoch twice;
+    `publish` gets each row too (experiment tracking).
     """
 
-    def __init__(self, path: Path, echo: bool = True) -> None:
+    def __init__(self, path: Path, echo: bool = True, publish: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.path = path
         self.echo = echo
+        self.publish = publish
         self._loss_sum = 0.0
         self._batches = 0
         self._started = time.monotonic()
@@ -53,6 +56,8 @@ class HistoryWriter(L.Callback):
         row["lr"] = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
         row["seconds"] = round(time.monotonic() - self._started, 2)
         self._write(row)
+        if self.publish is not None:
+            self.publish(row)
         if self.echo:
             info(_format_row(row, trainer.max_epochs))
 

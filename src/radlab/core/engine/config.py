@@ -81,6 +81,19 @@ class BackboneConfig(StrictModel):
         }
 
 
+class TrackingConfig(StrictModel):
+    """The `tracking` keys (`train --logger`): experiment tracking through Lightning's loggers (see
+    `core/engine/tracking.py`). `none` keeps the run directory's own files only; `csv` and `tensorboard`
+    write RUN/logs/; `mlflow` logs into `experiment` at `mlflow_uri` (a server, `sqlite:///FILE`, a file
+    store; None: $MLFLOW_TRACKING_URI, else ./mlflow.db), the run named `run_name` (None: the run
+    directory's name)."""
+
+    logger: Literal["none", "csv", "tensorboard", "mlflow"] = "none"
+    mlflow_uri: str | None = None
+    experiment: str = "radlab"
+    run_name: str | None = None
+
+
 class PredictLoaderConfig(StrictModel):
     """The `predict` keys every task shares: items per forward pass and loading processes."""
 
@@ -117,8 +130,8 @@ SECTIONS = ("model", "data", "train", "predict")
 
 class TaskConfig(StrictModel, Generic[ModelT, DataT, TrainT, PredictT]):
     """What every task's config holds: its name, `model` (the backbone), `data`, `train` (the engine and the
-    recipe), `predict` and `tune`, typed by the task's own sections; a task adds its other sections. A section
-    a preset or file leaves out takes its defaults."""
+    recipe), `predict`, `tune` and `tracking`, typed by the task's own sections; a task adds its other
+    sections. A section a preset or file leaves out takes its defaults."""
 
     task: str
     model: ModelT
@@ -126,6 +139,7 @@ class TaskConfig(StrictModel, Generic[ModelT, DataT, TrainT, PredictT]):
     train: TrainT
     predict: PredictT
     tune: TuneConfig = TuneConfig()
+    tracking: TrackingConfig = TrackingConfig()
 
     @model_validator(mode="before")
     @classmethod

@@ -1,7 +1,9 @@
-"""The one training driver every task's `train` goes through: the data folder checked, the run directory
-opened (new, resumed, or an existing run for a later stage), the seed, the data root recorded, then the
-task's `fit`; `--folds K` runs it once per fold and `train.members: N` once per seed, each writing the
-ensemble manifest; a run that keeps epochs (`train.snapshots`) is scored as an ensemble when it ends.
+"""The one training driver every task's `train` goes through: the data folder checked, the run directory opened
+(new, resumed, or an existing run for a later stage), the seed, the data root and the environment recorded
+(RUN/environment.json, completed with the weights' checksums at the end), deterministic algorithms and
+experiment tracking as the config asks, then the task's `fit`; `--folds K` runs it once per fold and
+`train.members: N` once per seed, each writing the ensemble manifest; a run that keeps epochs
+(`train.snapshots`) is scored as an ensemble when it ends.
 
 A task says how it trains with a `Training`: `fit(context)` builds its datasets and recipe and calls
 `fit_recipe` once (MURA, pneumonia) or once per stage or unit (`fit_stage`: ICH's stages, MRNet's units).
@@ -9,6 +11,7 @@ A task says how it trains with a `Training`: `fit(context)` builds its datasets 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from radlab.core.config import config_to_yaml
 from radlab.core.console import info, warn
 from radlab.core.engine.config import EnsembleTrainConfig
+from radlab.core.engine.determinism import deterministic_run
 from radlab.core.engine.ensemble import (
     Selection,
     is_ensemble,
@@ -29,6 +33,7 @@ from radlab.core.engine.ensemble import (
 )
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.engine.session import is_primary_process, open_run
+from radlab.core.engine.tracking import tracked_run
 from radlab.core.errors import Interrupted, RadlabConfigError, RadlabError
 from radlab.core.io.atomic import atomic_write_text
 
@@ -199,20 +204,32 @@ def _train_run(
     """One run (every stage, or `stage`), scored as an ensemble afterwards when it kept epochs."""
     training = task.training.get()
     root = training.data_root(Path(data_root))
-    with open_run(out, task, config_name, overrides, resume, stage) as (run, config, checkpoint):
+    with (
+        open_run(out, task, config_name, overrides, resume, stage) as (run, config, checkpoint),
+        deterministic_run(config.train.deterministic),
+    ):
         import lightning as L
 
+        from radlab.core.provenance.record import finish_record, start_record
+
         L.seed_everything(config.train.seed, workers=True, verbose=False)
+        started = time.monotonic()
         if is_primary_process():
             run.record_data_root(root)
-        metrics = training.fit(FitContext(root, run, config, checkpoint, resume, stage))
-        if stage is not None and stage != task.stages[0] and is_primary_process():  # the stage succeeded
-            for folder in (run.root, *kept_members(run.root)):  # kept epochs are runs of this config too
-                atomic_write_text(folder / "config.yaml", config_to_yaml(config))
-        last_stage = stage is None or stage == task.stages[-1]
-        if last_stage and is_primary_process() and _keeps_epochs(config) and is_ensemble(run.root):
-            manifest = read_manifest(run.root)
-            metrics = {**metrics, "ensemble": _scored(task, run.root, root, manifest, training.held_out)}
+            start_record(run, config.model_dump(mode="json"), root, config.train.deterministic)
+        with tracked_run(run, config) as tracker:
+            metrics = training.fit(FitContext(root, run, config, checkpoint, resume, stage))
+            if stage is not None and stage != task.stages[0] and is_primary_process():  # the stage succeeded
+                for folder in (run.root, *kept_members(run.root)):  # kept epochs are runs of this config too
+                    atomic_write_text(folder / "config.yaml", config_to_yaml(config))
+            if is_primary_process():
+                finish_record(run, started, tracker.describe() if tracker is not None else None)
+            last_stage = stage is None or stage == task.stages[-1]
+            if last_stage and is_primary_process() and _keeps_epochs(config) and is_ensemble(run.root):
+                manifest = read_manifest(run.root)
+                metrics = {**metrics, "ensemble": _scored(task, run.root, root, manifest, training.held_out)}
+            if tracker is not None:
+                tracker.final(metrics)
     return metrics
 
 

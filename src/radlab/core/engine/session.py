@@ -90,8 +90,9 @@ def open_run(
 
 def _refuse_changes(task: Task, before: Any, after: Any, stage: str | None) -> None:
     """A resumed run continues from its checkpoint: the optimiser, the schedule, the kept-model state and the
-    data it was split on come from there, so `--set` may change only how long, where and how it runs. A later
-    `stage` trained again may also change the sections of that stage (the only one that runs)."""
+    data it was split on come from there, so `--set` may change only how long, where and how it runs (and is
+    tracked). A later `stage` trained again may also change the sections of that stage (the only one that
+    runs)."""
     sections = set(task.stage_sections.get(stage, ())) if stage else set()
     old, new = flat_keys(before.model_dump(mode="json")), flat_keys(after.model_dump(mode="json"))
     for key in sorted(k for k in new if old.get(k) != new[k]):
@@ -100,7 +101,7 @@ def _refuse_changes(task: Task, before: Any, after: Any, stage: str | None) -> N
         engine = isinstance(part, EngineConfig) and name in ENGINE_RESUMABLE
         weights = isinstance(part, BackboneConfig) and name in MODEL_RESUMABLE
         data = section == "data" and name in DATA_RESUMABLE
-        harmless = engine or weights or data or section in ("predict", "tune")
+        harmless = engine or weights or data or section in ("predict", "tune", "tracking")
         if not (harmless or section in sections):
             what = f"--stage {stage} retrains {', '.join(sorted(sections))} only" if stage else "a resumed run"
             raise RadlabConfigError(

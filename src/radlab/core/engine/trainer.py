@@ -1,5 +1,5 @@
 """One factory for Lightning Trainers: safetensors checkpoints (best + last), early stopping, history,
-AMP on GPU, quiet logs off a terminal."""
+AMP on GPU, quiet logs off a terminal; deterministic and tracked as the training it belongs to asks."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from radlab.core.console import interactive
 from radlab.core.engine.callbacks import BestExporter, HistoryWriter
 from radlab.core.engine.checkpoint_io import SafetensorsCheckpointIO
 from radlab.core.engine.config import EngineConfig
+from radlab.core.engine.determinism import deterministic
 from radlab.core.engine.run_dir import RunDir
+from radlab.core.engine.tracking import current_tracker
 
 Resolved = Literal["32-true", "16-mixed", "bf16-mixed", "64-true"]
 """A precision Lightning takes: what "auto" resolves to, or the one the config names."""
@@ -82,8 +84,12 @@ def build_trainer(
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
+    tracker = current_tracker()
+    if tracker is not None:
+        tracker.logger_for(run)  # made now: a tracking server that cannot be reached stops the training at once
+    publish = (lambda row: tracker.epoch(run, row)) if tracker is not None else None
     all_callbacks: list[L.Callback] = [
-        HistoryWriter(run.history, echo=progress == "lines"),
+        HistoryWriter(run.history, echo=progress == "lines", publish=publish),
         BestExporter(run, monitor, mode),
         *callbacks,
         *_EXTRA_CALLBACKS.get(),
@@ -111,7 +117,7 @@ def build_trainer(
         gradient_clip_val=engine.gradient_clip_val,
         limit_train_batches=engine.limit_train_batches,
         limit_val_batches=engine.limit_val_batches,
-        deterministic=engine.deterministic,
+        deterministic=deterministic(engine.deterministic),
         default_root_dir=run.root,
         log_every_n_steps=10,
     )

@@ -12,6 +12,7 @@ import torch
 
 from radlab.core.errors import RadlabDataError
 from radlab.core.io.atomic import atomic_path
+from radlab.core.provenance.record import check_weights
 
 SAFE_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".pkl", ".tar")
@@ -47,7 +48,9 @@ M = TypeVar("M", bound=torch.nn.Module)
 
 def load_trained(model: M, path: str | Path, what: str) -> M:
     """`model` (in eval mode) with the weights a run saved in `path`; weights of other names or shapes are
-    one line naming the file, `what` saying what they should have been."""
+    one line naming the file, `what` saying what they should have been, and weights whose sha256 is not the
+    one the run's environment.json recorded are refused (see `radlab.core.provenance.record`)."""
+    check_weights(path)
     state = load_weights(path)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)

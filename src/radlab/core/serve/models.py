@@ -14,8 +14,6 @@ from radlab.core.errors import RadlabConfigError, RadlabDataError
 from radlab.core.serve.spec import ServedRun, ServeSpec
 from radlab.core.task import Task, task_of_run
 
-ENGINES = ("torch", "onnx", "int8")
-
 
 @dataclass(frozen=True)
 class ModelPlan:
@@ -63,6 +61,7 @@ def plan_models(folders: Sequence[Path], engine: str) -> list[ModelPlan]:
     """Every `--model` resolved to its task and member runs, refused with one line when it is no trained
     run, its task cannot be served, or two share a name."""
     from radlab.core.engine.ensemble import ensemble_members
+    from radlab.core.infer.engines import ENGINES  # every engine predict has
 
     if engine not in ENGINES:
         raise RadlabConfigError(f"--engine {engine!r}: choose from {', '.join(ENGINES)}")

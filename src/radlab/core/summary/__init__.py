@@ -1,0 +1,1 @@
+"""What a finished run says about itself, gathered from its files: `radlab card` and `radlab compare`."""
