@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
-from radlab.core.commands import codalab_command, predict_command, synth_command, train_command
+from radlab.core.commands import codalab_command, merge_command, predict_command, synth_command, train_command
 from radlab.core.console import info
 from radlab.core.errors import Interrupted, RadlabConfigError, RadlabDataError, RadlabError, exit_code_of
 from radlab.core.task import Task, get_task, task_names, task_of_run, tasks
@@ -55,6 +55,8 @@ for _task in tasks():
     _task_app.command("train")(train_command(_task))
     _task_app.command("predict")(predict_command(_task))
     _task_app.command("evaluate")(_task.evaluate)
+    if _task.merge is not None:
+        _task_app.command("merge")(merge_command(_task))
     app.add_typer(_task_app, name=_task.name)
     synth_app.command(_task.name)(synth_command(_task))
     if _task.codalab is not None:
@@ -271,9 +273,7 @@ def serve(
     token_file: Annotated[
         Path | None, typer.Option(help="File holding the bearer token every endpoint but /health requires.")
     ] = None,
-    stow: Annotated[
-        str | None, typer.Option(help="DICOMweb URL to store each DICOM result on too (STOW-RS).")
-    ] = None,
+    stow: Annotated[str | None, typer.Option(help="DICOMweb URL to store each DICOM result on too (STOW-RS).")] = None,
 ) -> None:
     """An HTTP inference service for trained runs (shared/spec/serve.md): micro-batched predictions, pictures,
     DICOM results, a web page at /. Stops on SIGTERM or Ctrl-C after answering the requests in flight."""
@@ -322,6 +322,18 @@ def compare(
     typer.echo(compare_runs(runs, html), nl=False)
     if html is not None:
         info(f"comparison written: {html}")
+
+
+@app.command()
+def calibrate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory or an ensemble folder (each member calibrated).")],
+    bins: Annotated[int, typer.Option(min=1, help="Equal-width bins of the expected calibration error.")] = 15,
+) -> None:
+    """Temperature scaling, one temperature per label fitted on the validation predictions, kept in
+    RUN/calibration.json; predict (and serve) then write calibrated probabilities."""
+    from radlab.core.calibration import calibrate as calibrate_run
+
+    typer.echo(calibrate_run(run_dir, bins), nl=False)
 
 
 def prepare_demo_folder(out: Path, task: str) -> Path:

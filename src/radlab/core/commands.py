@@ -1,8 +1,9 @@
 """The commands generated for every registered task, with the options they share declared once:
 `radlab TASK train` (the training driver's flags, the task's own, the scaling flags), `radlab TASK predict`
 (the task's inputs and options plus `--model`, `--batch-size`, `--workers`, `--strict`, `--device`,
-`--engine`, `--allow-changed-weights`), `radlab synth TASK` (OUT and `--seed` plus the task's sizes) and
-`radlab codalab TASK`. Typer reads a generated command's `__signature__`."""
+`--engine`, `--allow-changed-weights`, `--shard`), `radlab TASK merge` (the shards' outputs as one),
+`radlab synth TASK` (OUT and `--seed` plus the task's sizes) and `radlab codalab TASK`. Typer reads a
+generated command's `__signature__`."""
 
 from __future__ import annotations
 
@@ -185,6 +186,14 @@ PREDICT_OPTIONS = [
         default=False,
         help="Warn about, instead of refusing, weights whose sha256 is not the one RUN/environment.json records.",
     ),
+    _option(
+        str | None,
+        "--shard",
+        default=None,
+        help="I/N: predict the input's units (studies, exams, images, series) of shard I (from 0) of N only; "
+        "auto: torchrun's RANK/WORLD_SIZE, writing OUTPUT as NAME.shard-I-of-N.csv. `merge` joins them.",
+        rich_help_panel=SCALING,
+    ),
 ]
 
 
@@ -207,6 +216,13 @@ def predict_command(task: Task) -> Any:
 
     def run(values: dict[str, Any]) -> str:
         common = {name: values.pop(name) for name in shared}
+        if common["shard"] is not None:
+            from radlab.core.infer.shard import AUTO, for_process, parse_shard
+
+            auto, common["shard"] = common["shard"] == AUTO, parse_shard(common["shard"])
+            written = {name: values[name] for name in ("output", *task.predict_outputs) if values.get(name)}
+            renamed, common["device"] = for_process(common["shard"], written, common["device"], auto)
+            values.update(renamed)
         options = PredictOptions(models=common.pop("model"), **common)
         outputs = [values["output"], *(values[name] for name in task.predict_outputs if values.get(name))]
         check_outputs(outputs, inputs=[values[first]], models=options.models)
@@ -218,6 +234,30 @@ def predict_command(task: Task) -> Any:
         return line
 
     return _command("predict", task.predict.__doc__ or "", [*own, *PREDICT_OPTIONS], run)
+
+
+def merge_command(task: Task) -> Any:
+    """`radlab TASK merge INPUT OUTPUT SHARD...`: the shard outputs of `predict --shard` as one file, the one
+    the unsharded predict of INPUT would have written, byte for byte."""
+
+    def merge(
+        input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="The input every shard predicted from.")],
+        output: Annotated[Path, typer.Argument(metavar="OUTPUT", help="The merged file to write (atomically).")],
+        shards: Annotated[
+            list[Path], typer.Argument(metavar="SHARD...", help="Shard outputs: shard 0 first, or *.shard-I-of-N.*")
+        ],
+    ) -> str:
+        assert task.merge is not None  # registered only for tasks that have it
+        check_outputs([output], inputs=[input_path, *shards])
+        line = task.merge.get()(input_path, output, shards)
+        info(line)
+        return line
+
+    merge.__doc__ = (
+        "Join the outputs of `predict --shard I/N` (every I of one N) into the file the unsharded predict would "
+        "have written; a unit missing or doubled is an error naming the shard file."
+    )
+    return merge
 
 
 def synth_command(task: Task) -> Any:

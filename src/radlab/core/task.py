@@ -33,11 +33,15 @@ if TYPE_CHECKING:
     from radlab.core.engine.run_dir import RunDir
     from radlab.core.explain.explanation import Explanation
     from radlab.core.infer.export import ExportSpec
+    from radlab.core.infer.shard import Shard
     from radlab.core.report.cases import CaseTable
     from radlab.core.report.document import Section
     from radlab.core.serve.spec import ServeSpec
 
     ReportSections = Callable[[RunDir, dict[str, Any], CaseTable | None], list[Section]]
+    # (labels, truth (N, K), probs (N, K), the run's config.yaml as read) -> name: value; what `radlab
+    # calibrate` reports before and after
+    CaseMetric = Callable[[Sequence[str], Any, Any, dict[str, Any]], dict[str, float | None]]
 
 T = TypeVar("T")
 ENTRY_POINT_GROUP = "radlab.tasks"
@@ -94,13 +98,14 @@ class TrainOption:
 class EngineOptions(TypedDict, total=False):
     """The keyword arguments every task's predict function takes for the shared predict options (as
     `**options: Unpack[EngineOptions]`): items per pass, loading processes, failing on the first unreadable
-    input, the device and the engine."""
+    input, the device and the engine; and `shard`, the 1/N of the input's units to predict (None: all)."""
 
     batch_size: int | None
     num_workers: int | None
     strict: bool
     device: str
     engine: str
+    shard: Shard | None
 
 
 def engine_options(options: EngineOptions) -> tuple[int | None, int | None, bool, str, str]:
@@ -129,6 +134,7 @@ class PredictOptions:
     device: str = "auto"
     engine: str = "torch"
     allow_changed_weights: bool = False
+    shard: Shard | None = None  # --shard I/N: predict the input's units of that shard only
 
     def engine_kwargs(self) -> EngineOptions:
         """The keyword arguments every task's predict function takes for these options."""
@@ -138,6 +144,7 @@ class PredictOptions:
             "strict": self.strict,
             "device": self.device,
             "engine": self.engine,
+            "shard": self.shard,
         }
 
 
@@ -205,6 +212,8 @@ class Task:
     codalab: Codalab | None = None
     demo: Lazy[DemoSpec] | None = None
     serve: Lazy[ServeSpec] | None = None
+    case_metric: Lazy[CaseMetric] | None = None  # the official metric from a validation case table
+    merge: Lazy[Callable[[Path, Path, Sequence[Path]], str]] | None = None  # `radlab TASK merge`
     default_preset: str = "paper"
     position: int = 100
 
@@ -261,6 +270,8 @@ class Task:
             codalab=Codalab(tuple(codalab.files), codalab.usage, Lazy(codalab.predict, package)) if codalab else None,
             demo=ref(manifest.demo),
             serve=ref(manifest.serve),
+            case_metric=ref(manifest.case_metric),
+            merge=ref(manifest.merge),
             default_preset=manifest.default_preset,
             position=manifest.position,
         )
@@ -330,6 +341,8 @@ class Manifest(StrictModel):
     bench: str | None = None
     demo: str | None = None
     serve: str | None = None
+    case_metric: str | None = None
+    merge: str | None = None
     codalab: _CodalabEntry | None = None
     default_preset: str = "paper"
     position: int = 100

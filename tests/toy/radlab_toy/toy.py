@@ -31,6 +31,7 @@ from radlab.core.explain import Explanation, class_activation_maps, explain_each
 from radlab.core.explain.overlay import map_to_original
 from radlab.core.infer import engine_model, pick_device, stream_predictions
 from radlab.core.infer.export import ExportPart, ExportSpec, HeldOut, readable_batches
+from radlab.core.infer.shard import keyed_lines, merge_shards, of_shard
 from radlab.core.io.atomic import atomic_path, atomic_write_text
 from radlab.core.io.csvfiles import iter_csv_rows
 from radlab.core.io.dataset import ImageFileDataset
@@ -227,7 +228,7 @@ def predict_folder(
         models = [model for _, model in runs]
         loaded = runs[0][0], models[0] if len(models) == 1 else ProbabilityAverage(models)
     config, model = loaded
-    paths = input_files(input_dir, (".png",), "PNG image")
+    paths = of_shard(input_files(input_dir, (".png",), "PNG image"), options.get("shard"), lambda path: path.name)
     transform = build_image_transform(config.data.image_size)
     rows: list[tuple[str, float]] = []
     for batch in stream_predictions(
@@ -244,7 +245,7 @@ def predict_folder(
                 warn(f"{error}; left out")
                 continue
             rows.append((paths[int(index)].name, float(probability)))
-    if not rows:
+    if paths and not rows:
         raise nothing_read(input_dir, len(paths), "PNG images")
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows([("image", "probability"), *rows])
@@ -411,3 +412,10 @@ class ToyDemo(DemoSpec):
 
 
 DEMO = ToyDemo()
+
+
+def merge(input_dir: Path, output: Path, shards: Sequence[Path]) -> str:
+    """`radlab toy merge`: the outputs of `predict --shard` as one (the header once, images by name)."""
+    names = [path.name for path in input_files(input_dir, (".png",), "PNG image")]
+    count = merge_shards([(n, n) for n in names], shards, output, lambda path, _: keyed_lines(path, 1), "image")
+    return f"{count} images from {len(shards)} shard files -> {output}"

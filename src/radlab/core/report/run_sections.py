@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from radlab.core.calibration import read_calibration
 from radlab.core.config import flat_keys, read_yaml
 from radlab.core.console import warn
 from radlab.core.engine.callbacks import read_history
@@ -18,6 +19,7 @@ from radlab.core.engine.run_dir import MetricsFile, RunDir
 from radlab.core.errors import RadlabDataError
 from radlab.core.explain.explanation import Explanation
 from radlab.core.io.atomic import atomic_write_text
+from radlab.core.report.calibration import calibration_section
 from radlab.core.report.cases import CASES_FILE, CaseTable, confident_cases, read_case_table
 from radlab.core.report.document import (
     Section,
@@ -168,6 +170,8 @@ def report_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
             warn(f"{error}; the report leaves the run's scores out")
     cases = read_case_table(run.file(CASES_FILE)) if run.file(CASES_FILE).is_file() else None
     sections = task.report.get()(run, metrics, cases) if task.report is not None else []
+    if cases is not None:
+        sections.append(calibration_section(cases, read_calibration(run.root)))
     return write_report(run_dir, f"radlab {task.name}: {run.root.resolve().name}", sections, out)
 
 

@@ -90,20 +90,18 @@ def plan_models(folders: Sequence[Path], engine: str) -> list[ModelPlan]:
 
 def load_model(plan: ModelPlan, engine: str, device: str) -> ServedModel:
     """A planned model loaded for `engine` on `device`: each member through `Task.load`."""
+    if plan.task.serve is None:  # plan_models refuses such a task; a Task built by hand may still lack it
+        raise RadlabConfigError(f"the {plan.task.name} task cannot be served (it declares no serve spec)")
     loaded = tuple(plan.task.load.get()(member, engine) for member in plan.members)
     run = ServedRun(plan.name, plan.members, loaded, engine, device)
     return ServedModel(
         plan,
-        plan.task.serve.get() if plan.task.serve else _unreachable(plan),
+        plan.task.serve.get(),
         run,
         _preset_of(plan),
         _metrics_of(plan.folder, plan.members),
         _weights_of(plan.folder, plan.members),
     )
-
-
-def _unreachable(plan: ModelPlan) -> ServeSpec:
-    raise RadlabConfigError(f"the {plan.task.name} task cannot be served")
 
 
 def _preset_of(plan: ModelPlan) -> str:

@@ -3,6 +3,7 @@ weights (scikit-learn's log_loss with those sample weights), and the plain log l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +55,12 @@ def evaluate_files(truth_csv: str | Path, submission_csv: str | Path) -> dict[st
     result: dict[str, Any] = scores(labels[[position[i] for i in predicted]], probs)
     result["images"] = len(predicted)
     return result
+
+
+def case_metric(
+    labels: Sequence[str], truth: np.ndarray, probs: np.ndarray, config: dict[str, Any]
+) -> dict[str, float]:
+    """The weighted log loss of a validation case table at the clip `ich predict` writes (1e-5; what `radlab
+    calibrate` reports before and after)."""
+    order = [list(labels).index(subtype) for subtype in SUBTYPES]
+    return {"weighted_log_loss": weighted_log_loss(truth[:, order], probs[:, order], clip=1e-5)}

@@ -10,6 +10,7 @@ import csv
 import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -117,3 +118,42 @@ def write_submission(path: str | Path, images: Sequence[str], probs: np.ndarray)
     for image, row in zip(images, clipped, strict=True):
         writer.writerows((f"{image}_{subtype}", f"{p:.6f}") for subtype, p in zip(SUBTYPES, row, strict=True))
     atomic_write_text(path, buffer.getvalue())
+
+
+class _Slice(Protocol):
+    @property
+    def patient(self) -> str: ...
+    @property
+    def study(self) -> str: ...
+    @property
+    def series(self) -> str: ...
+
+
+def series_key(info: _Slice) -> str:
+    """The series a slice belongs to, from its headers (PatientID / StudyInstanceUID / SeriesInstanceUID, the
+    grouping of data.sequences): what `predict --shard` keeps whole, as the sequence model reads series whole."""
+    return f"{info.patient}/{info.study}/{info.series}"
+
+
+def merge(input_dir: Path, output: Path, shards: Sequence[Path]) -> str:
+    """`radlab ich merge`: the submissions of `predict --shard` as one, the header once and six rows per
+    image in the input's order. Every series must come from its own shard; a slice missing from a shard
+    that holds its series is one the unsharded run would have left out too (unreadable pixels)."""
+    from radlab.core.infer.shard import ShardFile, keyed_lines, merge_shards
+    from radlab.core.io.dicom import list_dicom_folder
+    from radlab.tasks.ich.data import read_metadata
+
+    infos, _ = read_metadata(list_dicom_folder(input_dir))
+    unit = {info.image: series_key(info) for info in infos}
+
+    def read(path: Path, expected: list[str]) -> ShardFile:
+        part = keyed_lines(path, header_lines=1, key=lambda line: (split_id(line.split(",", 1)[0]) or ("",))[0])
+        present = {unit.get(image) for image in part.rows}
+        missing = [unit[image] for image in expected if unit[image] not in present]
+        if missing:
+            raise RadlabDataError(path, f"lacks series {missing[0]!r} (and every slice of it)")
+        return part
+
+    rows = [(info.image, unit[info.image]) for info in infos]
+    count = merge_shards(rows, shards, output, read, "series", optional=lambda _: True)  # read checks series
+    return f"{count} images from {len(shards)} shard files -> {output}"

@@ -25,19 +25,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from radlab.core.calibration import calibrated
 from radlab.core.console import summary_line, warn
 from radlab.core.engine.ensemble import expand_members
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError, nothing_read
 from radlab.core.infer import engine_model
 from radlab.core.infer.export import ExportPart, ExportSpec, HeldOut, readable_batches
+from radlab.core.infer.shard import of_shard
 from radlab.core.io.dicom import list_dicom_folder
 from radlab.core.models import ImageClassifier, load_trained
 from radlab.core.task import EngineOptions, engine_options
 from radlab.tasks.ich import IchConfig
 from radlab.tasks.ich.data import SliceDataset, TrainingTable, fold_rows, read_metadata, read_training_table, sequences
 from radlab.tasks.ich.evaluate import weighted_log_loss
-from radlab.tasks.ich.formats import TRAIN_CSV, read_submission, write_submission
+from radlab.tasks.ich.formats import SUBTYPES, TRAIN_CSV, read_submission, series_key, write_submission
 from radlab.tasks.ich.model import (
     SequenceModel,
     SliceEmbedder,
@@ -105,9 +107,14 @@ def predict_folder(
     infos, skipped = read_metadata(paths, strict=strict)
     if not infos:
         raise nothing_read(input_dir, len(paths), "DICOM files")
+    infos = of_shard(infos, options.get("shard"), series_key)  # whole series: the sequence model reads them whole
+    if not infos:  # a shard without a series: the header alone
+        write_submission(output_csv, [], np.zeros((0, 6)))
+        return PredictionSummary(0, 0, len(skipped))
     total = np.zeros((len(infos), 6))
     readable = np.ones(len(infos), dtype=bool)
-    for member in loaded if loaded is not None else (load_run(run_dir, engine) for run_dir in run_dirs):
+    runs = loaded if loaded is not None else (load_run(run_dir, engine) for run_dir in run_dirs)
+    for member, root in zip(runs, run_dirs, strict=True):  # serve passes its members with what it loaded
         config, model, snapshots, embedder = member
         embedded = embed_slices(
             model,
@@ -124,7 +131,8 @@ def predict_folder(
                 raise RadlabDataError(infos[k].path, f"{error} (--strict)")
         readable &= embedded.readable
         groups = [[k for k in group if embedded.readable[k]] for group in sequences(infos, config.data.slice_order)]
-        total += np.nan_to_num(sequence_probs(snapshots, embedded.embeddings, [g for g in groups if g]))
+        probs = sequence_probs(snapshots, embedded.embeddings, [g for g in groups if g])
+        total += np.nan_to_num(calibrated(root, SUBTYPES, probs))  # each member's own temperatures
     for k in np.flatnonzero(~readable).tolist():
         warn(f"{infos[k].path}: unreadable pixel data; left out of the submission")
     kept = np.flatnonzero(readable)

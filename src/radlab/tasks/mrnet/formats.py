@@ -281,3 +281,24 @@ def results_table(
         shown = ["n/a" if value is None else f"{value:.3f}" for value in cells]
         table.add_row(task, str(entry["n"]), str(entry["positives"]), *shown)
     return table
+
+
+def merge(input_csv: Path, output: Path, shards: Sequence[Path]) -> str:
+    """`radlab mrnet merge`: the shard files of `predict --shard` as one, a row per exam in the input's
+    order. Rows name no exam, so row k of a shard file is the k-th exam of its shard and the counts must
+    agree."""
+    from radlab.core.infer.shard import merge_shards, positional_lines
+
+    keys = [exam.key for exam in read_exam_paths(input_csv)]
+    count = merge_shards(
+        [(key, key) for key in keys], shards, output, lambda path, expected: positional_lines(path, expected, "exam")
+    )
+    return f"{count} exams from {len(shards)} shard files -> {output}"
+
+
+def case_metric(
+    labels: Sequence[str], truth: np.ndarray, probs: np.ndarray, config: dict[str, Any]
+) -> dict[str, float | None]:
+    """The official AUROCs from a validation case table (what `radlab calibrate` reports before and after)."""
+    order = [list(labels).index(task) for task in TASKS]
+    return official_scores(truth[:, order], probs[:, order])

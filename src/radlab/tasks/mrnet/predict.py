@@ -22,12 +22,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from radlab.core.calibration import calibrated
 from radlab.core.console import summary_line, warn
 from radlab.core.engine.ensemble import expand_members
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError, nothing_read
 from radlab.core.infer import iterate_batches, pick_device
 from radlab.core.infer.export import ExportPart, ExportSpec, HeldOut
+from radlab.core.infer.shard import of_shard
 from radlab.core.io import resolve_under
 from radlab.core.task import EngineOptions, engine_options
 from radlab.core.transforms import VolumeTransform
@@ -103,7 +105,10 @@ def predict_csv(
     else:
         first, others = loaded[0], [partial(_given, run) for run in loaded[1:]]
     config = first.config
-    exams = read_exam_paths(input_csv)
+    exams = of_shard(read_exam_paths(input_csv), options.get("shard"), lambda exam: exam.key)  # whole exams
+    if not exams:  # a shard without an exam: an empty file (the format has no header)
+        write_predictions(output_csv, [])
+        return PredictionSummary(0, 0)
     planes = config.train.planes
     if strict:
         for exam in exams:
@@ -148,7 +153,7 @@ def predict_csv(
             on_error=on_error if k == 0 else lambda *_: None,  # each bad file reported once
         )
         probs, usable = apply_fusion(run.fusion, logits, len(exams))
-        member_probs.append(probs)
+        member_probs.append(calibrated(run.root, TASKS, probs))  # each member's own temperatures, then the mean
     if not usable.any():
         listed = sum(len(exam.planes) for exam in exams)
         raise nothing_read(input_csv, listed, "series", " (is --data-root the folder its paths start from?)")

@@ -22,6 +22,7 @@ from radlab.core.console import warn
 from radlab.core.errors import RadlabDataError
 from radlab.core.metrics import (
     binary_confusion,
+    cohen_kappa,
     kappa_with_official_interval,
     roc_auc,
     sensitivity_specificity,
@@ -146,3 +147,12 @@ def results_table(details: dict[str, dict[str, Any]], title: str = "MURA, study 
         shown = ["n/a" if value is None else f"{value:.3f}" for value in cells]
         table.add_row(group, str(entry["n"]), shown[0], interval, *shown[1:])
     return table
+
+
+def case_metric(
+    labels: Sequence[str], truth: np.ndarray, probs: np.ndarray, config: dict[str, Any]
+) -> dict[str, float]:
+    """Study-level kappa at the run's threshold, from its validation case table (what `radlab calibrate`
+    reports before and after)."""
+    threshold = float((config.get("predict") or {}).get("threshold", 0.5))
+    return {f"kappa@{threshold:g}": float(cohen_kappa(truth[:, 0], probs[:, 0] > threshold))}

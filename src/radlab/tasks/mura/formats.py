@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,3 +168,13 @@ def _write_rows(path: str | Path, rows: Iterable[tuple[str, object]]) -> None:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerows(rows)
     atomic_write_text(path, buffer.getvalue())
+
+
+def merge(input_csv: Path, output: Path, shards: Sequence[Path]) -> str:
+    """`radlab mura merge`: the `study/,label` (or `--probs` `study/,probability`) shard files of
+    `predict --shard` as one, in the input's first-seen study order, as the unsharded predict writes it."""
+    from radlab.core.infer.shard import keyed_lines, merge_shards
+
+    studies = list(dict.fromkeys(image.study for image in read_image_paths(input_csv)))
+    count = merge_shards([(s, s) for s in studies], shards, output, lambda path, _: keyed_lines(path), "study")
+    return f"{count} studies from {len(shards)} shard files -> {output}"

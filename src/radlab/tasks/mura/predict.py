@@ -19,16 +19,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from radlab.core.calibration import calibrated
 from radlab.core.console import summary_line, warn
 from radlab.core.engine.ensemble import expand_members
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabDataError, nothing_read
 from radlab.core.infer import engine_model, pick_device, stream_predictions
 from radlab.core.infer.export import ExportPart, ExportSpec, HeldOut, readable_batches
+from radlab.core.infer.shard import of_shard
 from radlab.core.io import resolve_under
 from radlab.core.io.cache import cached_image_dataset
 from radlab.core.io.dataset import ImageFileDataset
 from radlab.core.models.ensemble import ProbabilityAverage
+from radlab.core.models.temperature import with_temperature
 from radlab.core.task import EngineOptions, engine_options
 from radlab.core.transforms import build_image_transform
 from radlab.core.transforms.image import ResizeMode
@@ -85,7 +88,12 @@ def predict_csv(
     threshold = settings.threshold if threshold is None else threshold
     fallback = _fallback_labels(RunDir(members[0]))
 
-    images = read_image_paths(input_csv)
+    images = of_shard(read_image_paths(input_csv), options.get("shard"), lambda image: image.study)  # whole studies
+    if not images:  # a shard without a study: empty files (the format has no header)
+        write_predictions(output_csv, [])
+        if probabilities_csv is not None:
+            write_probabilities(probabilities_csv, [])
+        return PredictionSummary(0, 0, 0, 0)
     groups = group_studies(images)
     transform = build_image_transform(config.data.image_size, resize=config.data.resize)
     files = [
@@ -124,7 +132,9 @@ def predict_csv(
     if images and unreadable == len(images):
         raise nothing_read(input_csv, len(images), "images", " (is --data-root the folder its paths start from?)")
     probabilities = pooler.probabilities()
-    labels = (probabilities > threshold).astype(np.int64)
+    if len(members) == 1:  # several members were each calibrated per image before averaging (combine_members)
+        probabilities = calibrated(members[0], ["abnormal"], probabilities[:, None])[:, 0]
+    labels = (probabilities > threshold).astype(np.int64)  # the threshold reads the calibrated scale
     fallback_studies = []
     for s in np.flatnonzero(~pooler.has_image):
         study = groups.studies[s]
@@ -162,8 +172,10 @@ def combine_members(members: Sequence[Path], loaded: Sequence[Loaded]) -> Loaded
             config.predict,
         ):
             raise RadlabDataError(member / "config.yaml", f"preprocessing or predict settings differ from {members[0]}")
-    models = [model for _, model in loaded]
-    return config, models[0] if len(models) == 1 else ProbabilityAverage(models)
+    if len(loaded) == 1:
+        return config, loaded[0][1]
+    models = [with_temperature(model, member, "abnormal") for member, (_, model) in zip(members, loaded, strict=True)]
+    return config, ProbabilityAverage(models)
 
 
 def _fallback_labels(run: RunDir) -> Callable[[str], tuple[int, float]]:

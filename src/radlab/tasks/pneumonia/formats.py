@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,3 +141,16 @@ def read_submission(csv_path: str | Path) -> dict[str, Prediction]:
             raise RadlabDataError(csv_path, f"PredictionString holds a negative confidence: {cells[1]!r}", line)
         predictions[cells[0]] = Prediction(groups[:, 1:], groups[:, 0])
     return predictions
+
+
+def merge(input_dir: Path, output: Path, shards: Sequence[Path]) -> str:
+    """`radlab pneumonia merge`: the submissions of `predict --shard` as one, the header once and a row per
+    image in the input folder's sorted order, as the unsharded predict writes it."""
+    from radlab.core.infer.shard import keyed_lines, merge_shards
+    from radlab.core.io.dicom import list_dicom_folder
+
+    patients = [path.stem for path in list_dicom_folder(input_dir)]
+    count = merge_shards(
+        [(p, p) for p in patients], shards, output, lambda path, _: keyed_lines(path, header_lines=1), "image"
+    )
+    return f"{count} images from {len(shards)} shard files -> {output}"

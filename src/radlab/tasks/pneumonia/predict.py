@@ -33,6 +33,7 @@ from radlab.core.errors import RadlabConfigError, RadlabDataError, nothing_read
 from radlab.core.infer import engine_model, iterate_batches, pick_device
 from radlab.core.infer.export import ExportPart, ExportSpec, HeldOut, readable_batches
 from radlab.core.infer.onnx import OnnxRuntimeModel
+from radlab.core.infer.shard import of_shard
 from radlab.core.io.atomic import atomic_write_text
 from radlab.core.io.dicom import list_dicom_folder
 from radlab.core.models import load_trained
@@ -107,7 +108,10 @@ def predict_folder(
     skips loading, for repeated calls."""
     batch_size, num_workers, strict, device, engine = engine_options(options)
     run_dirs = expand_members(run_dirs)  # a --folds ensemble counts as its folds
-    paths = list_dicom_folder(input_dir)
+    paths = of_shard(list_dicom_folder(input_dir), options.get("shard"), lambda path: path.stem)  # one per patient
+    if not paths:  # a shard without an image: the header alone
+        write_submission(output_csv, [])
+        return PredictionSummary(0, 0, 0, 0)
     loaded = loaded if loaded is not None else [load_run(run, engine) for run in run_dirs]
     config = loaded[0][0]
     for other, _ in loaded[1:]:
