@@ -280,18 +280,24 @@ def test_the_exported_engines_agree_with_torch(name, tiny, tmp_path):
     assert exported.returncode == 0, exported.stderr
     report = json.loads((run / "export.json").read_text())
     metric = get_task(name).export.get().metric
-    assert set(report["validation"]) == {"torch", "onnx", "int8"} and report["calibration_images"] == 8
-    onnx = report["validation"]["onnx"]
-    assert onnx["max_abs_prob_diff"] < 1e-3
-    assert onnx[f"{metric}_change"] is None or abs(onnx[f"{metric}_change"]) < 1e-6
-    assert report["validation"]["int8"]["max_abs_prob_diff"] < 0.5  # 8 calibration images: coarse, but close
+    from radlab.core.infer.openvino import openvino_installed
+
+    openvino = ["openvino", "openvino-int8"] if openvino_installed() else []  # checked where it is installed
+    assert list(report["validation"]) == ["torch", "onnx", "int8", *openvino] and report["calibration_images"] == 8
+    for fp32 in ("onnx", *openvino[:1]):
+        check = report["validation"][fp32]
+        assert check["max_abs_prob_diff"] < 1e-3
+        assert check[f"{metric}_change"] is None or abs(check[f"{metric}_change"]) < 1e-6
+    for int8 in ("int8", *openvino[1:]):
+        assert report["validation"][int8]["max_abs_prob_diff"] < 0.5  # 8 calibration images: coarse, but close
     outputs = {}
-    for engine in ("torch", "onnx"):
+    for engine in ("torch", "onnx", *openvino[:1]):
         result = predict(name, data, [run], tmp_path / f"{engine}.csv", "--engine", engine)
         assert result.returncode == 0, result.stderr
         outputs[engine] = np.asarray(demo(name).scores(tmp_path / f"{engine}.csv"), dtype=float)
-    assert outputs["onnx"].shape == outputs["torch"].shape
-    assert np.abs(outputs["onnx"] - outputs["torch"]).max() < 1e-3
+    for engine in ("onnx", *openvino[:1]):
+        assert outputs[engine].shape == outputs["torch"].shape
+        assert np.abs(outputs[engine] - outputs["torch"]).max() < 1e-3
 
     # finding 6: retrained after the export, the old ONNX model was used silently
     for exported_from in [p.parent / "model.safetensors" for p in run.rglob("model.onnx")]:
@@ -399,17 +405,21 @@ def test_an_ensemble_of_seeds_keeps_its_best_members_and_predicts_as_their_mean(
 
 @pytest.mark.parametrize("name", TASKS)
 def test_bench_infer_prints_the_spec_keys_and_both_sides_agree(name, tiny):
+    from radlab.core.infer.openvino import openvino_installed
+
     sizes = [item for item in TINY[name].train if item.startswith(("data.image_size", "model.backbone"))]
+    engines = ["torch", "onnx", *(["openvino"] if openvino_installed() else [])]
     result = run_cli(
         "bench", "infer", "--task", name, "--json", "--images", "2", "--repeats", "1", "--config", "cpu-small",
-        *(arg for item in sizes for arg in ("--set", item)), "--engine", "torch", "--engine", "onnx",
+        *(arg for item in sizes for arg in ("--set", item)), *(a for e in engines for a in ("--engine", e)),
         "--workers", "0",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert set(report) >= SPEC_KEYS and report["task"] == name and set(report["engines"]) == {"torch", "onnx"}
+    assert set(report) >= SPEC_KEYS and report["task"] == name and list(report["engines"]) == engines
     for engine in report["engines"].values():
         assert engine["max_abs_prob_diff"] < 1e-3 and engine["label_agreement"] == 1.0 and engine["speedup"] > 0
+        assert 0.0 <= engine["outside_network_fraction"] <= 1.0  # decoding, batching, writing: not the network
     assert report["roofline"]["matmul_peak_gflops"] > 0
 
 

@@ -145,7 +145,8 @@ def bench_infer(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config overrides, a.b=c.")] = None,
     model: Annotated[Path | None, typer.Option(help="Measure this trained run instead of a fresh model.")] = None,
     engine: Annotated[
-        list[str] | None, typer.Option(help="torch, onnx, int8 (repeatable; default: every engine the task has).")
+        list[str] | None,
+        typer.Option(help="torch, onnx, int8, openvino, openvino-int8 (repeatable; default: every one installed)."),
     ] = None,
     workers: Annotated[int | None, typer.Option(min=0, help="Loader processes on radlab's side.")] = None,
 ) -> None:

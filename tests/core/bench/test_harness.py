@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from radlab.core.bench import compare_interleaved, model_flops, peak_rss_mb, roofline
+from radlab.core.bench.harness import ForwardTimer
 
 
 def test_interleaving_alternates_order_and_keeps_the_outputs():
@@ -36,3 +37,56 @@ def test_flops_of_a_linear_layer_and_the_roofline_arithmetic():
     line = roofline(2e9, items_per_s=5.0, peak_gflops=40.0)
     assert line.ceiling_items_per_s == pytest.approx(20.0) and line.fraction_of_peak == pytest.approx(0.25)
     assert peak_rss_mb() > 10
+
+
+class _Clock:
+    """A fake perf_counter that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _Network(nn.Module):
+    """A network whose forward takes 3 fake seconds, through a child that is timed too (counted once)."""
+
+    def __init__(self, clock: _Clock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.part = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.clock.now += 3.0
+        return self.part(x)
+
+
+def test_the_forward_timer_counts_nested_networks_once_and_skips_the_warm_up(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr("radlab.core.bench.harness.time.perf_counter", clock)
+    network = _Network(clock)
+    timer = ForwardTimer(("config", {"unit": network}, [network]))
+
+    def predict() -> torch.Tensor:
+        clock.now += 1.0  # reading and decoding
+        return network(torch.zeros(1))
+
+    timed = timer.wrap(predict)
+    timed()
+    clock.now += 100.0  # the reference's turn, between radlab's calls: not counted
+    timed()
+    assert timer.calls == [(4.0, 3.0), (4.0, 3.0)]
+    assert timer.outside_fraction(skip=1) == pytest.approx(0.25) and timer.outside_fraction(skip=2) is None
+    timer.close()
+    timed()
+    assert timer.calls[-1] == (4.0, 0.0)  # no hooks left
+
+
+def test_the_forward_timer_times_the_parts_a_predict_calls_directly(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr("radlab.core.bench.harness.time.perf_counter", clock)
+    outer = nn.Sequential(_Network(clock))
+    timer = ForwardTimer(outer)
+    timer.wrap(lambda: outer[0](torch.zeros(1)))()  # a detector's predict calls its parts, not its forward
+    assert timer.calls == [(3.0, 3.0)] and timer.outside_fraction() == 0.0

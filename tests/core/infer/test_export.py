@@ -10,6 +10,7 @@ from torch import nn
 
 from radlab.core.infer.export import ExportPart, compare_engines, export_parts, exported_engines
 from radlab.core.infer.onnx import OnnxRuntimeModel
+from radlab.core.infer.openvino import openvino_installed
 
 
 class _TwoHeads(nn.Module):
@@ -42,7 +43,7 @@ def test_parts_are_written_in_their_folders_with_outputs_and_metadata(tmp_path):
         "files": ["a/model.onnx", "a/model.int8.onnx", "b/model.onnx", "b/model.int8.onnx"],
         "calibration_images": 4,
     }
-    assert exported_engines(report) == ["torch", "onnx", "int8"]
+    assert exported_engines(report)[:3] == ["torch", "onnx", "int8"]
     pixels = torch.rand(3, 1, 16, 16) * 255
     for name, module in modules.items():
         for file in ("model.onnx", "model.int8.onnx"):
@@ -54,10 +55,19 @@ def test_parts_are_written_in_their_folders_with_outputs_and_metadata(tmp_path):
         torch.testing.assert_close((mean, top), expected, atol=1e-5, rtol=1e-5)
 
 
-def test_fp32_only_serves_torch_and_onnx(tmp_path):
+def test_fp32_only_serves_the_fp32_engines(tmp_path):
     part = ExportPart(tmp_path, _TwoHeads().eval(), torch.rand(1, 1, 16, 16), outputs=("mean", "max"))
     report = export_parts(tmp_path, [part], int8=False, calibration=8)
-    assert report == {"opset": 17, "files": ["model.onnx"]} and exported_engines(report) == ["torch", "onnx"]
+    assert report == {"opset": 17, "files": ["model.onnx"]}
+    assert exported_engines(report) == ["torch", "onnx", *(["openvino"] if openvino_installed() else [])]
+
+
+def test_openvino_engines_are_checked_only_where_openvino_is_installed(monkeypatch):
+    report = {"files": ["model.onnx", "model.int8.onnx"]}
+    monkeypatch.setattr("radlab.core.infer.openvino.openvino_installed", lambda: True)
+    assert exported_engines(report) == ["torch", "onnx", "int8", "openvino", "openvino-int8"]
+    monkeypatch.setattr("radlab.core.infer.openvino.openvino_installed", lambda: False)
+    assert exported_engines(report) == ["torch", "onnx", "int8"]
 
 
 @pytest.mark.parametrize(

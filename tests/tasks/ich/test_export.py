@@ -34,7 +34,14 @@ def test_export_writes_the_slice_embedder_and_compares_engines_on_held_out_serie
     table = read_training_table(tiny_ich)
     assert report["validation_slices"] == len(validation_series(table, fold_rows(table, config)[1]))
     validation = report["validation"]
-    assert list(validation) == ["torch", "onnx", "int8"]
+    from radlab.core.infer.openvino import openvino_installed
+
+    assert list(validation) == [
+        "torch",
+        "onnx",
+        "int8",
+        *(["openvino", "openvino-int8"] if openvino_installed() else []),
+    ]
     assert validation["onnx"]["max_abs_prob_diff"] < 1e-4
     assert abs(validation["onnx"]["weighted_log_loss_change"]) < 1e-4
     assert validation["int8"]["max_abs_prob_diff"] < 0.1

@@ -31,7 +31,14 @@ def test_export_writes_each_unit_and_compares_the_engines_on_the_valid_split(exp
     assert report["files"] == [f"units/{u}/{name}" for u in units for name in ("model.onnx", "model.int8.onnx")]
     assert report["calibration_images"] == 12
     validation = report["validation"]
-    assert list(validation) == ["torch", "onnx", "int8"]
+    from radlab.core.infer.openvino import openvino_installed
+
+    assert list(validation) == [
+        "torch",
+        "onnx",
+        "int8",
+        *(["openvino", "openvino-int8"] if openvino_installed() else []),
+    ]
     assert validation["onnx"]["max_abs_prob_diff"] < 1e-4
     assert validation["onnx"]["Average_AUROC_change"] == pytest.approx(0.0, abs=1e-9)
     assert validation["int8"]["max_abs_prob_diff"] < 0.1

@@ -1,4 +1,5 @@
-"""Interleaved timing of a reference and a candidate on the same inputs.
+"""Interleaved timing of a reference and a candidate on the same inputs, and how much of the candidate's
+time is spent outside its network.
 
 Each repeat runs both, alternating which goes first, so drift in the machine's speed (other load, thermal
 state, caches) falls on both sides; the speed-up is the median of the per-repeat ratios.
@@ -9,9 +10,11 @@ from __future__ import annotations
 import resource
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from torch import nn
 
 
 @dataclass(frozen=True)
@@ -66,3 +69,69 @@ def peak_rss_mb() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, children) / 1024.0
+
+
+def _modules(loaded: Any) -> Iterator[nn.Module]:
+    """The nn.Modules in what a task's `load` returns (a module, or tuples, lists and dicts holding them)."""
+    if isinstance(loaded, nn.Module):
+        yield loaded
+    elif isinstance(loaded, tuple | list):
+        for item in loaded:
+            yield from _modules(item)
+    elif isinstance(loaded, dict):
+        for item in loaded.values():
+            yield from _modules(item)
+
+
+class ForwardTimer:
+    """Wall time spent inside the networks of a loaded model, against the wall time of whole calls.
+
+    Hooks on every network in `loaded` and on its direct children (a detector's predict calls its parts, not
+    its forward) accumulate the time between entering the outermost of them and leaving it; nested calls count
+    once. Whatever else a call does (reading, decoding, resizing, batching, writing) is outside the network.
+    """
+
+    def __init__(self, loaded: Any) -> None:
+        self.calls: list[tuple[float, float]] = []  # (wall seconds, seconds inside the network) per call
+        self._inside = 0.0
+        self._depth = 0
+        self._entered = 0.0
+        seen: dict[int, nn.Module] = {}
+        for network in _modules(loaded):
+            for module in (network, *network.children()):
+                seen.setdefault(id(module), module)
+        self._handles = [h for m in seen.values() for h in (m.register_forward_pre_hook(self._enter),
+                                                              m.register_forward_hook(self._leave))]  # fmt: skip
+
+    def _enter(self, module: nn.Module, args: Any) -> None:
+        if self._depth == 0:
+            self._entered = time.perf_counter()
+        self._depth += 1
+
+    def _leave(self, module: nn.Module, args: Any, output: Any) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._inside += time.perf_counter() - self._entered
+
+    def wrap(self, run: Callable[[], Any]) -> Callable[[], Any]:
+        """`run`, recording each call's wall time and the time its networks took."""
+
+        def timed() -> Any:
+            self._inside, self._depth = 0.0, 0
+            wall, output = _timed(run)
+            self.calls.append((wall, self._inside))
+            return output
+
+        return timed
+
+    def outside_fraction(self, skip: int = 0) -> float | None:
+        """The fraction of the wall time of the calls after the first `skip` (a warm-up) spent outside the
+        networks; None before any such call."""
+        calls = self.calls[skip:]
+        wall = sum(w for w, _ in calls)
+        return None if wall <= 0 else max(0.0, 1.0 - sum(i for _, i in calls) / wall)
+
+    def close(self) -> None:
+        """Remove the hooks."""
+        for handle in self._handles:
+            handle.remove()

@@ -3,8 +3,10 @@
 
 A task's `BenchSpec` subclass gives the inputs, a seeded fresh model (when no trained run is given), the
 reference loop, radlab's side (its predict function with the model loaded beforehand, as the reference's
-is), how the two outputs agree and the FLOPs per item; the driver does the rest for each engine. The ONNX engines
-are exported into a scratch copy of the run: a benchmark never writes into a user's run.
+is), how the two outputs agree and the FLOPs per item; the driver does the rest for each engine, including
+the fraction of radlab's wall time spent outside the network (harness.ForwardTimer). The exported engines
+(ONNX Runtime's, OpenVINO's) are exported into a scratch copy of the run: a benchmark never writes into a
+user's run.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from radlab.core.bench.harness import compare_interleaved
+from radlab.core.bench.harness import ForwardTimer, compare_interleaved
 from radlab.core.bench.report import comparison_fields, infer_report, scratch_copy
 from radlab.core.config import config_to_yaml
 from radlab.core.console import info
@@ -97,12 +99,12 @@ def bench_infer(
     workers: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Items per second, agreement and memory of each radlab engine against the reference (every engine the
-    task exports by default)."""
-    from radlab.core.infer.engines import ENGINES
+    """Items per second, agreement, time outside the network and memory of each radlab engine against the
+    reference (by default every engine the task exports whose runtime is installed)."""
+    from radlab.core.infer.engines import ENGINES, INT8_FILE, installed_engines
 
     spec = _spec(task, "infer")
-    engines = engines or (("torch", "onnx", "int8") if task.export is not None else ("torch",))
+    engines = engines or (tuple(installed_engines()) if task.export is not None else ("torch",))
     unknown = sorted(set(engines) - set(ENGINES))
     if unknown:
         raise RadlabError(f"unknown engine {unknown[0]!r}; choose from {', '.join(ENGINES)}")
@@ -113,13 +115,13 @@ def bench_infer(
         scratch = Path(scratch_name)
         inputs = spec.inputs(scratch / "data", items or spec.default_items, seed)
         run = scratch_copy(model_dir, scratch) if model_dir else _fresh_run(spec, scratch / "run", config, seed)
-        if {"onnx", "int8"} & set(engines):
+        if any(ENGINES[e] for e in engines):
             from radlab.core.infer.export import export_run
 
             export_run(
                 task,
                 run,
-                int8="int8" in engines,
+                int8=any(ENGINES[e] == INT8_FILE for e in engines),
                 calibration=spec.calibration,
                 data_root=inputs.data_root,
                 validate=False,
@@ -129,14 +131,18 @@ def bench_infer(
         for engine in engines:
             what = f"{inputs.items} {spec.unit}s, {repeats} repeats"
             info(f"bench infer {task.name}: reference against radlab {engine}, {what}")
+            loaded = load(run, engine)
+            timer = ForwardTimer(loaded)
             comparison = compare_interleaved(
                 partial(spec.reference, reference_model, inputs),
-                partial(spec.radlab, load(run, engine), inputs, scratch, workers),
+                timer.wrap(partial(spec.radlab, loaded, inputs, scratch, workers)),
                 items=inputs.items,
                 repeats=repeats,
             )
+            timer.close()
             agreement = spec.agreement(comparison.reference_output, comparison.radlab_output, config)
-            results[engine] = comparison_fields(comparison, **agreement)
+            outside = timer.outside_fraction(skip=1)  # the first call is the warm-up
+            results[engine] = comparison_fields(comparison, **agreement, outside_network_fraction=outside)
         flops = spec.flops(reference_model, inputs)
         details = spec.details(config, inputs)
     return infer_report(task.name, results, spec.unit, flops, repeats=repeats, loader_workers=workers, **details)

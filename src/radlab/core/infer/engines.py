@@ -1,15 +1,27 @@
-"""Which engine runs a classifier at predict time: PyTorch, or the ONNX files `radlab export` wrote."""
+"""Which engine runs a classifier at predict time: PyTorch, or the ONNX files `radlab export` wrote, run by
+ONNX Runtime ("onnx", "int8") or OpenVINO ("openvino", "openvino-int8", with `pip install radlab[openvino]`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from radlab.core.errors import RadlabConfigError, RadlabDataError
 
+if TYPE_CHECKING:
+    from radlab.core.infer.onnx import ExportedModel
+
 ONNX_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
-ENGINES: dict[str, str | None] = {"torch": None, "onnx": ONNX_FILE, "int8": INT8_FILE}
+ENGINES: dict[str, str | None] = {
+    "torch": None,
+    "onnx": ONNX_FILE,
+    "int8": INT8_FILE,
+    "openvino": ONNX_FILE,
+    "openvino-int8": INT8_FILE,
+}
+OPENVINO_ENGINES = ("openvino", "openvino-int8")
 
 
 WEIGHTS_KEY = "radlab_weights_blake2b"
@@ -23,8 +35,27 @@ def weights_stamp(folder: str | Path) -> dict[str, str]:
     return {WEIGHTS_KEY: content_key(weights)} if weights.is_file() else {}
 
 
+def installed_engines(files: tuple[str, ...] = (ONNX_FILE, INT8_FILE)) -> list[str]:
+    """The engines whose runtime is installed, in ENGINES order, among those that run `files` (or torch)."""
+    from radlab.core.infer.openvino import openvino_installed
+
+    usable = [e for e, f in ENGINES.items() if f is None or f in files]
+    return [e for e in usable if e not in OPENVINO_ENGINES or openvino_installed()]
+
+
+def exported_model(path: Path, engine: str) -> ExportedModel:
+    """The runtime of `engine` on an exported file."""
+    if engine in OPENVINO_ENGINES:
+        from radlab.core.infer.openvino import OpenVinoModel
+
+        return OpenVinoModel(path, engine=engine)
+    from radlab.core.infer.onnx import OnnxRuntimeModel
+
+    return OnnxRuntimeModel(path)
+
+
 def engine_model(model: nn.Module, run_dir: str | Path, engine: str) -> nn.Module:
-    """`model` itself for "torch"; an ONNX Runtime session on RUN/model.onnx or RUN/model.int8.onnx otherwise,
+    """`model` itself for "torch"; the engine's runtime on RUN/model.onnx or RUN/model.int8.onnx otherwise,
     refused unless it was exported from the weights the run holds now (a retrained run must be exported
     again)."""
     if engine not in ENGINES:
@@ -32,9 +63,7 @@ def engine_model(model: nn.Module, run_dir: str | Path, engine: str) -> nn.Modul
     filename = ENGINES[engine]
     if filename is None:
         return model
-    from radlab.core.infer.onnx import OnnxRuntimeModel
-
-    network = OnnxRuntimeModel(Path(run_dir) / filename)
+    network = exported_model(Path(run_dir) / filename, engine)
     recorded, current = network.metadata.get(WEIGHTS_KEY), weights_stamp(run_dir).get(WEIGHTS_KEY)
     if recorded != current:
         reason = "records no weights" if recorded is None else "was exported from other weights than the run's"

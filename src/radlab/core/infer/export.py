@@ -3,7 +3,8 @@ the engines compared on held-out data with the task's official metric, kept in R
 
 A task's `ExportSpec` names its *parts* (each network that takes pixels, the folder whose model.safetensors
 it came from, where its int8 calibration batches come from) and its held-out check (what to predict, how
-to score it). Predict then finds model.onnx / model.int8.onnx in the same folders (see engines.py).
+to score it). Predict then finds model.onnx / model.int8.onnx in the same folders (see engines.py); every
+installed engine that runs them (ONNX Runtime's, OpenVINO's) is checked.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from radlab.core.console import info
 from radlab.core.engine.ensemble import ENSEMBLE_FILE, read_manifest
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabError
-from radlab.core.infer.engines import INT8_FILE, ONNX_FILE, weights_stamp
+from radlab.core.infer.engines import INT8_FILE, ONNX_FILE, installed_engines, weights_stamp
 from radlab.core.infer.onnx import OPSET, OUTPUT, export_onnx, quantize_int8
 from radlab.core.infer.streaming import iterate_batches
 
@@ -143,8 +144,10 @@ def export_parts(root: Path, parts: Sequence[ExportPart], *, int8: bool, calibra
 
 
 def exported_engines(report: dict[str, Any]) -> list[str]:
-    """The engines an export report's files serve, torch first."""
-    return ["torch", "onnx"] + (["int8"] if any(f.endswith(INT8_FILE) for f in report["files"]) else [])
+    """The engines an export report's files serve whose runtime is installed, torch first (OpenVINO's
+    engines run the same files as ONNX Runtime's)."""
+    files = (ONNX_FILE, *((INT8_FILE,) if any(f.endswith(INT8_FILE) for f in report["files"]) else ()))
+    return installed_engines(files)
 
 
 def compare_engines(

@@ -1,4 +1,4 @@
-"""ONNX export and ONNX Runtime inference, fp32 and static int8.
+"""ONNX export and ONNX Runtime inference, fp32 and static int8 (OpenVINO runs the same files: openvino.py).
 
 The exported graph takes what radlab's classifiers take, pixels 0..255 as float32 (N, C, H, W), with the
 normalisation inside, so every engine sees the same input. Int8 models are quantised statically (QDQ,
@@ -82,18 +82,40 @@ def _session(path: Path, threads: int | None):
         raise RadlabDataError(path, f"not a loadable ONNX model ({type(exc).__name__}: {exc})") from None
 
 
-class OnnxRuntimeModel(nn.Module):
-    """An ONNX file behind the nn.Module interface radlab's inference loop calls: tensor in, logits out.
+class ExportedModel(nn.Module):
+    """An exported ONNX file behind the nn.Module interface radlab's inference loop calls: tensor in, logits
+    out, whichever runtime runs it (ONNX Runtime, OpenVINO).
 
-    `.to()`, `.eval()` and memory formats are accepted and have no effect: ONNX Runtime runs on the CPU. A
+    `.to()`, `.eval()` and memory formats are accepted and have no effect: the runtimes run on the CPU. A
     graph with several outputs returns them as a tuple; `metadata` holds what export_onnx stored with it.
     """
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    path: Path
+    metadata: dict[str, str]
+
+    def __init__(self, path: str | Path) -> None:
         super().__init__()
         self.path = Path(path)
         if not self.path.is_file():
             raise RadlabDataError(self.path, "missing: run `radlab export` on the run first")
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata export_onnx stored in an ONNX file (its weights left unread)."""
+    import onnx
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and friends for a damaged file
+        raise RadlabDataError(path, f"not a loadable ONNX model ({type(exc).__name__}: {exc})") from None
+    return {entry.key: entry.value for entry in graph.metadata_props}
+
+
+class OnnxRuntimeModel(ExportedModel):
+    """An ONNX file run by ONNX Runtime on the CPU (see ExportedModel)."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        super().__init__(path)
         self.session = _session(self.path, threads)
         self.outputs = [output.name for output in self.session.get_outputs()]
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
@@ -152,8 +174,6 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, calibration: Ite
 
 def _copy_metadata(source: Path, target: Path) -> None:
     """The int8 file must carry its fp32 source's metadata (added where the quantiser did not keep it)."""
-    import onnx
-
-    metadata = {entry.key: entry.value for entry in onnx.load(str(source), load_external_data=False).metadata_props}
+    metadata = read_metadata(source)
     if metadata:
         _add_metadata(target, metadata)

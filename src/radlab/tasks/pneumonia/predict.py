@@ -32,7 +32,7 @@ from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabConfigError, RadlabDataError, nothing_read
 from radlab.core.infer import engine_model, iterate_batches, pick_device
 from radlab.core.infer.export import ExportPart, ExportSpec, HeldOut, readable_batches
-from radlab.core.infer.onnx import OnnxRuntimeModel
+from radlab.core.infer.onnx import ExportedModel
 from radlab.core.infer.shard import of_shard
 from radlab.core.io.atomic import atomic_write_text
 from radlab.core.io.dicom import list_dicom_folder
@@ -184,7 +184,7 @@ def load_run(run_dir: str | Path, engine: str = "torch") -> Loaded:
     config: PneumoniaConfig = TASK.run_config(run.root)
     model = load_trained(PneumoniaDetector(config, initialise=False), run.weights, config.model.backbone)
     network = engine_model(model, run.root, engine)
-    if not isinstance(network, OnnxRuntimeModel):
+    if not isinstance(network, ExportedModel):
         return config, model
     size = config.data.image_size
     if network.metadata.get("image_size") != str(size):
