@@ -18,32 +18,27 @@ from radlab.tasks.ich.predict import LoadedRun, predict_folder
 SERIES_KEYS = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID")
 
 
-def _series(request: ServeRequest) -> set[tuple[str, ...]] | None:
-    """The (patient, study, series) of each slice; None when a header does not read (predicted alone, where
+def _headers(request: ServeRequest) -> list[Any] | None:
+    """Each slice's header, read once; None when one does not read (the request is then predicted alone, where
     the reader names the file)."""
-    keys = set()
-    for staged in request.files:
-        try:
-            header = read_header(staged.path)
-        except RadlabDataError:
-            return None
-        keys.add(tuple(str(header_value(header, k, "")) for k in SERIES_KEYS))
-    return keys
+    try:
+        return [read_header(staged.path) for staged in request.files]
+    except RadlabDataError:
+        return None
 
 
-def _groups(requests: Sequence[ServeRequest]) -> list[list[ServeRequest]]:
-    """Requests in groups whose series do not overlap, in order."""
-    groups: list[tuple[list[ServeRequest], set[tuple[str, ...]]]] = []
+def _groups(requests: Sequence[ServeRequest], headers: dict[str, list[Any] | None]) -> list[list[ServeRequest]]:
+    """Requests in groups, in order, whose (patient, study, series) do not overlap; an unreadable one alone."""
+    groups: list[tuple[list[ServeRequest], set[tuple[str, ...]] | None]] = []
     for request in requests:
-        keys = _series(request)
-        home = next((g for g in groups if keys is not None and not g[1] & keys), None) if keys is not None else None
+        found = headers[request.key]
+        keys = None if found is None else {tuple(str(header_value(h, k, "")) for k in SERIES_KEYS) for h in found}
+        home = None if keys is None else next((g for g in groups if g[1] is not None and not g[1] & keys), None)
         if home is None:
-            groups.append(([request], keys if keys is not None else set()))
-            if keys is None:
-                groups[-1][1].add(("unreadable", request.key))
+            groups.append(([request], keys))
         else:
             home[0].append(request)
-            home[1].update(keys or set())
+            home[1].update(keys or set())  # type: ignore[union-attr]  # a readable group holds a set
     return [group for group, _ in groups]
 
 
@@ -51,7 +46,8 @@ def predict(run: ServedRun, requests: Sequence[ServeRequest], scratch: Path) -> 
     """Each request's slices with their six probabilities, by SOPInstanceUID."""
     loaded = [LoadedRun(uncached(m.config), m.model, m.snapshots, m.embedder) for m in run.loaded]
     answers: dict[str, dict[str, Any]] = {}
-    for k, group in enumerate(_groups(requests)):
+    headers = {request.key: _headers(request) for request in requests}
+    for k, group in enumerate(_groups(requests, headers)):
         folder = scratch / f"group{k}"
         image_of: dict[str, tuple[ServeRequest, int]] = {}
         for request in group:
@@ -75,7 +71,8 @@ def predict(run: ServedRun, requests: Sequence[ServeRequest], scratch: Path) -> 
         for image, row in zip(ids, probs.tolist(), strict=True):
             request, i = image_of[image]
             staged = request.files[i]
-            uid = str(header_value(read_header(staged.path), "SOPInstanceUID", ""))
+            found = headers[request.key]
+            uid = str(header_value(found[i], "SOPInstanceUID", "")) if found else ""
             labels = dict(zip(SUBTYPES, row, strict=True))
             rows[request.key].append({"sop_instance_uid": uid, "name": staged.name, **labels})
         answers.update({key: {"images": images} for key, images in rows.items()})
