@@ -280,15 +280,18 @@ def test_the_exported_engines_agree_with_torch(name, tiny, tmp_path):
     assert exported.returncode == 0, exported.stderr
     report = json.loads((run / "export.json").read_text())
     metric = get_task(name).export.get().metric
+    from radlab.core.infer.nncf import nncf_installed
     from radlab.core.infer.openvino import openvino_installed
 
     openvino = ["openvino", "openvino-int8"] if openvino_installed() else []  # checked where it is installed
-    assert list(report["validation"]) == ["torch", "onnx", "int8", *openvino] and report["calibration_images"] == 8
+    nncf = ["openvino-nncf"] if nncf_installed() else []
+    assert list(report["validation"]) == ["torch", "onnx", "int8", *openvino, *nncf]
+    assert report["calibration_images"] == 8
     for fp32 in ("onnx", *openvino[:1]):
         check = report["validation"][fp32]
         assert check["max_abs_prob_diff"] < 1e-3
         assert check[f"{metric}_change"] is None or abs(check[f"{metric}_change"]) < 1e-6
-    for int8 in ("int8", *openvino[1:]):
+    for int8 in ("int8", *openvino[1:], *nncf):
         assert report["validation"][int8]["max_abs_prob_diff"] < 0.5  # 8 calibration images: coarse, but close
     outputs = {}
     for engine in ("torch", "onnx", *openvino[:1]):
@@ -421,6 +424,22 @@ def test_bench_infer_prints_the_spec_keys_and_both_sides_agree(name, tiny):
         assert engine["max_abs_prob_diff"] < 1e-3 and engine["label_agreement"] == 1.0 and engine["speedup"] > 0
         assert 0.0 <= engine["outside_network_fraction"] <= 1.0  # decoding, batching, writing: not the network
     assert report["roofline"]["matmul_peak_gflops"] > 0
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_bench_train_measures_fp32_against_bf16_through_the_tasks_own_training(name):
+    sizes = [item for item in TINY[name].train if item.startswith(("data.image_size", "model.backbone"))]
+    result = run_cli(
+        "bench", "train", "--task", name, "--json", "--steps", "1", "--warmup", "1", "--config", "cpu-small",
+        *(arg for item in sizes for arg in ("--set", item)), "--workers", "0",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report) >= SPEC_KEYS and report["task"] == name and list(report["variants"]) == ["fp32", "bf16"]
+    for variant in report["variants"].values():
+        assert variant["timed_steps"] == 1 and variant["items"] >= 1 and variant["items_per_s"] > 0
+        assert 0.0 <= variant["data_wait_fraction"] < 1.0 and np.isfinite(variant["first_step_loss"])
+    assert report["speedup"] > 0 and report["epoch_items"] > 0 and report["loader_workers"] == 0
 
 
 @pytest.mark.parametrize("name", TASKS)

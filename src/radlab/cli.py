@@ -111,6 +111,12 @@ def export(
     format: Annotated[str, typer.Option("--format", help="onnx (opset 17).")] = "onnx",
     int8: Annotated[bool, typer.Option("--int8", help="Also write model.int8.onnx (static quantisation).")] = False,
     calibration: Annotated[int, typer.Option(min=1, help="Training images that calibrate the int8 model.")] = 64,
+    int8_method: Annotated[
+        str, typer.Option(help="How int8 activation ranges are calibrated: minmax or percentile (99.999th).")
+    ] = "minmax",
+    int8_keep_float: Annotated[
+        str, typer.Option(help="Layers left float in the int8 model: none, or ends (the first and the last).")
+    ] = "none",
     data_root: Annotated[
         Path | None, typer.Option(help="The training data (default: the folder the run was trained on).")
     ] = None,
@@ -120,7 +126,15 @@ def export(
         raise typer.BadParameter(f"unknown format {format!r}; onnx is the one radlab writes")
     from radlab.core.infer.export import export_run
 
-    export_run(task_of_run(run_dir), run_dir, int8=int8, calibration=calibration, data_root=data_root)
+    export_run(
+        task_of_run(run_dir),
+        run_dir,
+        int8=int8,
+        calibration=calibration,
+        data_root=data_root,
+        int8_method=int8_method,
+        keep_float=int8_keep_float,
+    )
 
 
 def _print_bench(result: dict[str, Any], as_json: bool) -> None:
@@ -146,9 +160,13 @@ def bench_infer(
     model: Annotated[Path | None, typer.Option(help="Measure this trained run instead of a fresh model.")] = None,
     engine: Annotated[
         list[str] | None,
-        typer.Option(help="torch, onnx, int8, openvino, openvino-int8 (repeatable; default: every one installed)."),
+        typer.Option(
+            help="torch, onnx, int8, openvino, openvino-int8, openvino-nncf, onnx-cuda, onnx-tensorrt (repeatable;"
+            " default: every one installed)."
+        ),
     ] = None,
     workers: Annotated[int | None, typer.Option(min=0, help="Loader processes on radlab's side.")] = None,
+    device: Annotated[str, typer.Option(help="Where PyTorch runs on both sides: cpu, cuda or auto.")] = "cpu",
 ) -> None:
     """Prediction: the reference loop against what `radlab TASK predict` runs, on the same synthetic inputs."""
     from radlab.core.bench.spec import bench_infer as measure
@@ -162,6 +180,7 @@ def bench_infer(
         model_dir=model,
         engines=tuple(engine) if engine else None,
         workers=workers,
+        device=device,
     )
     _print_bench(result, as_json)
 
@@ -178,6 +197,40 @@ def bench_prep(
     from radlab.core.bench.spec import bench_prep as measure
 
     _print_bench(measure(_task_option(task), images=images, repeats=repeats, size=size), as_json)
+
+
+@bench_app.command("train")
+def bench_train(
+    task: Annotated[str, typer.Option(help="The task to measure.")] = "mura",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    steps: Annotated[int, typer.Option(min=1, help="Timed training steps per variant.")] = 5,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed steps first (cuDNN autotuning, caches).")] = 1,
+    repeats: Annotated[int, typer.Option(min=1, help="Interleaved repeats (median ratio).")] = 1,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
+    variant: Annotated[
+        list[str] | None, typer.Option(help="fp32, bf16 (bf16 autocast + channels_last); repeatable; default both.")
+    ] = None,
+    config: Annotated[str, typer.Option(help="Preset or YAML to train.")] = "paper",
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Config overrides, a.b=c.")] = None,
+    workers: Annotated[int | None, typer.Option(min=0, help="Loader processes (default: the preset's).")] = None,
+) -> None:
+    """Training: items/s of fp32 against bf16 + channels_last, and the fraction of each step spent waiting on
+    data, on synthetic data through the task's own training."""
+    from radlab.core.bench.train import VARIANTS
+    from radlab.core.bench.train import bench_train as measure
+
+    result = measure(
+        _task_option(task),
+        steps=steps,
+        warmup=warmup,
+        repeats=repeats,
+        device=device,
+        variants=tuple(variant) if variant else tuple(VARIANTS),
+        config_name=config,
+        overrides=set_ or [],
+        workers=workers,
+    )
+    _print_bench(result, as_json)
 
 
 @app.command("inspect")

@@ -179,7 +179,12 @@ PREDICT_OPTIONS = [
     _option(int | None, "--workers", default=None, min=0, help="Loading and decoding processes (the run's setting)."),
     _option(bool, "--strict", default=False, help="Fail on the first unreadable input instead of warning."),
     _option(str, "--device", default="auto", help="auto, cpu, cuda, cuda:1, ..."),
-    _option(str, "--engine", default="torch", help="torch, or exported files: onnx, int8, openvino, openvino-int8."),
+    _option(
+        str,
+        "--engine",
+        default="torch",
+        help="torch, or exported files: onnx, int8, openvino, openvino-int8, openvino-nncf, onnx-cuda, onnx-tensorrt.",
+    ),
     _option(
         bool,
         "--allow-changed-weights",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -62,11 +63,28 @@ class _Network(nn.Module):
         return self.part(x)
 
 
+@dataclass
+class _Loaded:
+    """A loaded run as MRNet's: a dataclass holding its networks."""
+
+    config: str
+    units: dict[str, nn.Module]
+
+
+def test_the_forward_timer_finds_the_networks_of_a_dataclass_run(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr("radlab.core.bench.harness.time.perf_counter", clock)
+    network = _Network(clock)
+    timer = ForwardTimer(_Loaded("config", {"sagittal": network}))
+    timer.wrap(lambda: network(torch.zeros(1)))()
+    assert timer.calls == [(3.0, 3.0)] and timer.outside_fraction() == 0.0  # MRNet read 100 % outside before
+
+
 def test_the_forward_timer_counts_nested_networks_once_and_skips_the_warm_up(monkeypatch):
     clock = _Clock()
     monkeypatch.setattr("radlab.core.bench.harness.time.perf_counter", clock)
     network = _Network(clock)
-    timer = ForwardTimer(("config", {"unit": network}, [network]))
+    timer = ForwardTimer(("config", {"unit": network}, [network], _Loaded("config", {"unit": network})))
 
     def predict() -> torch.Tensor:
         clock.now += 1.0  # reading and decoding

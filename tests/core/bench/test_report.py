@@ -13,7 +13,7 @@ def _comparison(ref: float, rad: float) -> Comparison:
 
 
 def test_report_puts_the_first_engine_on_top_and_every_engine_in_the_roofline(monkeypatch):
-    monkeypatch.setattr("radlab.core.bench.report.matmul_peak_gflops", lambda: 100.0)
+    monkeypatch.setattr("radlab.core.bench.report.matmul_peak_gflops", lambda device="cpu": 100.0)
     results = {
         "torch": comparison_fields(_comparison(2.0, 4.0), max_abs_prob_diff=0.0),
         "int8": comparison_fields(_comparison(2.0, 10.0), max_abs_prob_diff=0.01),

@@ -3,6 +3,7 @@
 import types
 
 import numpy as np
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -22,6 +23,15 @@ def test_one_process_gets_its_own_items_sorted_by_index_and_the_buffer_empties()
     assert found.index.tolist() == [0, 1, 2] and np.allclose(found["probs"], [0.0, 0.1, 0.2])
     assert [len(b) for b in found["boxes"]] == [0, 1, 2]  # ragged items stay whole
     assert len(buffer.gather(_module(1))) == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_mixed_precision_values_are_kept_as_float32_and_indices_as_integers(dtype):
+    buffer = ValidationBuffer()
+    buffer.add(torch.tensor([1, 0]), logits=torch.tensor([[0.5, -1.0], [2.0, 0.25]], dtype=dtype))
+    found = buffer.gather(_module(1))
+    assert found["logits"].dtype == np.float32 and found.index.dtype.kind == "i"
+    assert found["logits"].tolist() == [[2.0, 0.25], [0.5, -1.0]]  # exact in every one of the three types
 
 
 def _rank(rank, port, results):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from radlab.core.errors import RadlabConfigError, RadlabDataError
+from radlab.core.errors import RadlabConfigError, RadlabDataError, RadlabError
 from radlab.core.infer import engine_model
 from radlab.core.infer.onnx import OnnxRuntimeModel, export_onnx, quantize_int8
 from radlab.core.models import build_image_classifier
@@ -50,3 +50,35 @@ def test_engines_and_their_errors(classifier, tmp_path):
     (tmp_path / "model.onnx").write_bytes(b"not a graph")
     with pytest.raises(RadlabDataError, match="not a loadable ONNX model"):
         engine_model(classifier, tmp_path, "onnx")
+
+
+@pytest.mark.parametrize(
+    ("engine", "provider"),
+    [("onnx-cuda", "CUDAExecutionProvider"), ("onnx-tensorrt", "TensorrtExecutionProvider")],
+)
+def test_the_gpu_engines_are_installed_with_their_provider_and_refused_in_one_line_without(
+    classifier, tmp_path, monkeypatch, engine, provider
+):
+    import onnxruntime as ort
+
+    from radlab.core.infer import engines
+
+    export_onnx(classifier, torch.rand(1, 1, 32, 32) * 255, tmp_path / "model.onnx")
+    cpu_only = ["CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: cpu_only)
+    assert engine not in engines.installed_engines()
+    with pytest.raises(RadlabError) as error:
+        engine_model(classifier, tmp_path, engine)
+    assert str(error.value) == f"this ONNX Runtime has no {provider}: pip install onnxruntime-gpu (with CUDA)"
+    # A build that lists the provider but cannot start it (no CUDA libraries) falls back to the CPU in silence
+    # in ONNX Runtime; radlab refuses instead.
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [*engines.GPU_PROVIDERS[engine], *cpu_only])
+    assert engine in engines.installed_engines()
+    with pytest.raises(RadlabError) as error:
+        engine_model(classifier, tmp_path, engine)
+    assert str(error.value) == f"ONNX Runtime could not start {provider} for model.onnx (its CUDA libraries?)"
+
+
+def test_the_cpu_engines_report_the_providers_they_run_on(classifier, tmp_path):
+    path = export_onnx(classifier, torch.rand(1, 1, 32, 32) * 255, tmp_path / "model.onnx")
+    assert OnnxRuntimeModel(path).providers == ["CPUExecutionProvider"]

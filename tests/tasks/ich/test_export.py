@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from radlab.core.config import read_yaml, validate_config
+from radlab.core.infer.nncf import nncf_installed
 from radlab.tasks.ich import IchConfig
 from radlab.tasks.ich.data import fold_rows, read_training_table
 from radlab.tasks.ich.predict import validation_series
@@ -28,7 +29,8 @@ def exported(tiny_ich_run, tmp_path_factory):
 
 def test_export_writes_the_slice_embedder_and_compares_engines_on_held_out_series(exported, tiny_ich):
     report = json.loads((exported / "export.json").read_text())
-    assert report["files"] == ["slice/model.onnx", "slice/model.int8.onnx"]
+    nncf = ["slice/model.nncf.xml"] if nncf_installed() else []
+    assert report["files"] == ["slice/model.onnx", "slice/model.int8.onnx", *nncf]
     assert report["calibration_images"] == 12
     config = validate_config(IchConfig, read_yaml(exported / "config.yaml", "run config"))
     table = read_training_table(tiny_ich)
@@ -41,6 +43,7 @@ def test_export_writes_the_slice_embedder_and_compares_engines_on_held_out_serie
         "onnx",
         "int8",
         *(["openvino", "openvino-int8"] if openvino_installed() else []),
+        *(["openvino-nncf"] if nncf_installed() else []),
     ]
     assert validation["onnx"]["max_abs_prob_diff"] < 1e-4
     assert abs(validation["onnx"]["weighted_log_loss_change"]) < 1e-4

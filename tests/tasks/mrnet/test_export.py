@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
+from radlab.core.infer.nncf import nncf_installed
 from radlab.tasks.mrnet.formats import PLANES
 from radlab.tasks.mrnet.predict import calibration_slices
 from tests.conftest import run_cli
@@ -28,7 +29,8 @@ def test_export_writes_each_unit_and_compares_the_engines_on_the_valid_split(exp
     report = json.loads((exported / "export.json").read_text())
     units = sorted(p.name for p in (exported / "units").iterdir())
     assert units == sorted(PLANES)  # the cpu-small preset trains one network per plane
-    assert report["files"] == [f"units/{u}/{name}" for u in units for name in ("model.onnx", "model.int8.onnx")]
+    names = ("model.onnx", "model.int8.onnx", *(["model.nncf.xml"] if nncf_installed() else []))
+    assert report["files"] == [f"units/{u}/{name}" for u in units for name in names]
     assert report["calibration_images"] == 12
     validation = report["validation"]
     from radlab.core.infer.openvino import openvino_installed
@@ -38,6 +40,7 @@ def test_export_writes_each_unit_and_compares_the_engines_on_the_valid_split(exp
         "onnx",
         "int8",
         *(["openvino", "openvino-int8"] if openvino_installed() else []),
+        *(["openvino-nncf"] if nncf_installed() else []),
     ]
     assert validation["onnx"]["max_abs_prob_diff"] < 1e-4
     assert validation["onnx"]["Average_AUROC_change"] == pytest.approx(0.0, abs=1e-9)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from radlab.core.infer.nncf import nncf_installed
 from radlab.core.infer.onnx import OnnxRuntimeModel
 from radlab.tasks.pneumonia.formats import TEST_IMAGES
 from radlab.tasks.pneumonia.predict import load_run
@@ -31,7 +32,8 @@ def exported(tiny_pneumonia_run, tmp_path_factory):
 
 def test_export_writes_the_network_with_its_level_sizes_and_compares_engines(exported):
     report = json.loads((exported / "export.json").read_text())
-    assert report["files"] == ["model.onnx", "model.int8.onnx"] and report["calibration_images"] == 8
+    nncf = ["model.nncf.xml"] if nncf_installed() else []
+    assert report["files"] == ["model.onnx", "model.int8.onnx", *nncf] and report["calibration_images"] == 8
     held_out = json.loads((exported / "split.json").read_text())["valid"]
     assert report["validation_images"] == len(held_out)
     validation = report["validation"]
@@ -42,6 +44,7 @@ def test_export_writes_the_network_with_its_level_sizes_and_compares_engines(exp
         "onnx",
         "int8",
         *(["openvino", "openvino-int8"] if openvino_installed() else []),
+        *(["openvino-nncf"] if nncf_installed() else []),
     ]
     assert validation["onnx"]["max_abs_prob_diff"] <= 1e-4  # the submission's 4 decimals
     assert validation["onnx"]["mAP_change"] == pytest.approx(0.0, abs=1e-9)

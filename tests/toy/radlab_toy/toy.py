@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from radlab.core.bench import model_flops
-from radlab.core.bench.spec import BenchInputs, BenchSpec
+from radlab.core.bench.spec import BenchInputs, BenchSpec, TrainPlan
 from radlab.core.console import warn
 from radlab.core.demo import DemoSpec, Evaluation
 from radlab.core.engine.driver import FitContext, Training, fit_recipe
@@ -308,6 +308,7 @@ EXPORT = ExportSpec(parts=_export_parts, held_out=_held_out, metric="auroc")
 
 class ToyBench(BenchSpec):
     unit, default_items, calibration = "image", 4, 8
+    train = TrainPlan(synth=lambda items: {"images": max(16, 2 * items)}, epoch_items=1000, item="image")
 
     def inputs(self, folder: Path, items: int, seed: int) -> BenchInputs:
         synthesize(folder, images=max(8, 4 * items), seed=seed)
@@ -320,13 +321,15 @@ class ToyBench(BenchSpec):
         """One image at a time, eager fp32."""
         config, model = loaded
         transform = build_image_transform(config.data.image_size)
+        model = model.to(inputs.device)
         with torch.no_grad():
-            images = [transform(read_image(path))[None].float() for path in sorted(inputs.payload.glob("*.png"))]
+            paths = sorted(inputs.payload.glob("*.png"))
+            images = [transform(read_image(path))[None].float().to(inputs.device) for path in paths]
             return np.array([float(torch.sigmoid(model(image))[0, 0]) for image in images])
 
     def radlab(self, loaded: Loaded, inputs: BenchInputs, scratch: Path, workers: int) -> np.ndarray:
         out = scratch / "radlab.csv"
-        predict_folder(inputs.payload, out, [], num_workers=workers, device="cpu", loaded=loaded)
+        predict_folder(inputs.payload, out, [], num_workers=workers, device=inputs.device, loaded=loaded)
         return np.array(list(read_predictions(out).values()))
 
     def agreement(self, reference: np.ndarray, radlab: np.ndarray, config: ToyConfig) -> dict[str, Any]:

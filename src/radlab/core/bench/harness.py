@@ -11,7 +11,7 @@ import resource
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
 from torch import nn
@@ -72,7 +72,8 @@ def peak_rss_mb() -> float:
 
 
 def _modules(loaded: Any) -> Iterator[nn.Module]:
-    """The nn.Modules in what a task's `load` returns (a module, or tuples, lists and dicts holding them)."""
+    """The nn.Modules in what a task's `load` returns (a module, or tuples, lists, dicts and dataclasses
+    holding them: MRNet's and ICH's loaded runs are dataclasses)."""
     if isinstance(loaded, nn.Module):
         yield loaded
     elif isinstance(loaded, tuple | list):
@@ -81,6 +82,9 @@ def _modules(loaded: Any) -> Iterator[nn.Module]:
     elif isinstance(loaded, dict):
         for item in loaded.values():
             yield from _modules(item)
+    elif is_dataclass(loaded) and not isinstance(loaded, type):
+        for item in fields(loaded):
+            yield from _modules(getattr(loaded, item.name))
 
 
 class ForwardTimer:

@@ -25,22 +25,25 @@ def comparison_fields(comparison: Comparison, **agreement: Any) -> dict[str, Any
     }
 
 
-def machine() -> dict[str, Any]:
-    """Where it ran: peak memory so far, torch's threads, the CPU."""
-    return {
-        "peak_rss_mb": peak_rss_mb(),
-        "threads": torch.get_num_threads(),
-        "device": f"cpu ({platform.processor() or platform.machine()})",
-    }
+def machine(device: str = "cpu") -> dict[str, Any]:
+    """Where it ran: peak memory so far, torch's threads, the CPU (or the GPU, for "cuda")."""
+    name = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or platform.machine()
+    return {"peak_rss_mb": peak_rss_mb(), "threads": torch.get_num_threads(), "device": f"{device} ({name})"}
 
 
 def infer_report(
-    task: str, results: dict[str, dict[str, Any]], unit: str, flop_per_item: float, **details: Any
+    task: str,
+    results: dict[str, dict[str, Any]],
+    unit: str,
+    flop_per_item: float,
+    device: str = "cpu",
+    **details: Any,
 ) -> dict[str, Any]:
     """The whole report: the first engine's line at the top level (the spec's keys), every engine under
-    "engines", `details` (inputs, model, loader), the machine, and the roofline per `unit` (image, exam...)."""
+    "engines", `details` (inputs, model, loader), the machine, and the roofline per `unit` (image, exam...)
+    against `device`'s fp32 matmul peak."""
     engine, main = next(iter(results.items()))
-    peak = matmul_peak_gflops()
+    peak = matmul_peak_gflops(device=device)
     line = roofline(flop_per_item, main["radlab_items_per_s"], peak)
     return {
         "task": task,
@@ -48,7 +51,7 @@ def infer_report(
         **main,
         "engines": results,
         **details,
-        **machine(),
+        **machine(device),
         "roofline": {
             f"gflop_per_{unit}": line.gflop_per_item,
             "matmul_peak_gflops": line.matmul_peak_gflops,
@@ -62,7 +65,7 @@ def scratch_copy(run_dir: Path, scratch: Path) -> Path:
     """A copy of a user's run to export engines into (a benchmark never writes into the run it is given);
     training state and caches are left behind."""
     target = scratch / "run"
-    shutil.copytree(run_dir, target, ignore=shutil.ignore_patterns("checkpoints", "embeddings", "*.onnx"))
+    shutil.copytree(run_dir, target, ignore=shutil.ignore_patterns("checkpoints", "embeddings", "*.onnx", "*.nncf.*"))
     return target
 
 

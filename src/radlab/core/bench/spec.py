@@ -14,7 +14,7 @@ from __future__ import annotations
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -24,7 +24,7 @@ from radlab.core.bench.report import comparison_fields, infer_report, scratch_co
 from radlab.core.config import config_to_yaml
 from radlab.core.console import info
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.errors import RadlabError
+from radlab.core.errors import RadlabConfigError, RadlabError
 from radlab.core.io.atomic import atomic_write_text
 
 if TYPE_CHECKING:
@@ -33,23 +33,43 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class BenchInputs:
-    """Synthetic inputs: the data folder (export calibrates on it), how many items are timed, and the task's
-    own description of them (paths, a CSV, a folder)."""
+    """Synthetic inputs: the data folder (export calibrates on it), how many items are timed, the task's own
+    description of them (paths, a CSV, a folder), and the device both sides run PyTorch on (the driver sets
+    it: "cpu" or "cuda")."""
 
     data_root: Path
     items: int
     payload: Any
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """How a task's training is measured: `synth(items)` gives its demo synth's keywords for a data set of at
+    least `items` training items; `overrides` shrink the run but not the network (one of MRNet's nine
+    networks, no ensemble); `cpu_overrides` apply on a CPU only (a batch the CPU's memory holds); `stage`
+    is the training stage measured; `epoch_items` is the real training set's size and `item` what one is,
+    for the estimate of a full epoch."""
+
+    synth: Callable[[int], dict[str, Any]]
+    epoch_items: int
+    item: str
+    overrides: tuple[str, ...] = ()
+    cpu_overrides: tuple[str, ...] = ()
+    stage: str | None = None
 
 
 class BenchSpec(ABC):
     """How a task is measured: subclass it, set `unit` (what an item is: image, exam, slice), `default_items`
-    and `calibration` (int8 calibration items), implement the methods, and set `prep` to the task's
-    `bench prep` function if it has one. `loaded` is what the task's `load` returns for a run."""
+    and `calibration` (int8 calibration items), implement the methods, set `prep` to the task's
+    `bench prep` function if it has one and `train` to its TrainPlan for `bench train`. `loaded` is what the
+    task's `load` returns for a run."""
 
     unit: ClassVar[str]
     default_items: ClassVar[int]
     calibration: ClassVar[int] = 32
     prep: ClassVar[Callable[..., dict[str, Any]] | None] = None
+    train: ClassVar[TrainPlan | None] = None
 
     @abstractmethod
     def inputs(self, folder: Path, items: int, seed: int) -> BenchInputs:
@@ -97,36 +117,41 @@ def bench_infer(
     model_dir: Path | None = None,
     engines: tuple[str, ...] | None = None,
     workers: int | None = None,
+    device: str = "cpu",
     seed: int = 0,
 ) -> dict[str, Any]:
     """Items per second, agreement, time outside the network and memory of each radlab engine against the
-    reference (by default every engine the task exports whose runtime is installed)."""
-    from radlab.core.infer.engines import ENGINES, INT8_FILE, installed_engines
+    reference (by default every engine the task exports whose runtime is installed). `device` ("cpu",
+    "cuda", "auto") is where both sides run PyTorch; the exported engines run where their runtime does (the
+    CPU, or the GPU for onnx-cuda and onnx-tensorrt)."""
+    from radlab.core.infer.engines import ENGINES, INT8_FILE, NNCF_FILE, installed_engines
 
     spec = _spec(task, "infer")
     engines = engines or (tuple(installed_engines()) if task.export is not None else ("torch",))
     unknown = sorted(set(engines) - set(ENGINES))
     if unknown:
         raise RadlabError(f"unknown engine {unknown[0]!r}; choose from {', '.join(ENGINES)}")
+    device = bench_device(device)
     config = task.run_config(model_dir) if model_dir else task.load_config(config_name, list(overrides))
     workers = config.predict.num_workers if workers is None else workers
     load = task.load.get()
     with tempfile.TemporaryDirectory(prefix="radlab-bench-") as scratch_name:
         scratch = Path(scratch_name)
-        inputs = spec.inputs(scratch / "data", items or spec.default_items, seed)
-        run = scratch_copy(model_dir, scratch) if model_dir else _fresh_run(spec, scratch / "run", config, seed)
+        inputs = replace(spec.inputs(scratch / "data", items or spec.default_items, seed), device=device)
+        run = scratch_copy(model_dir, scratch) if model_dir else fresh_bench_run(spec, scratch / "run", config, seed)
         if any(ENGINES[e] for e in engines):
             from radlab.core.infer.export import export_run
 
             export_run(
                 task,
                 run,
-                int8=any(ENGINES[e] == INT8_FILE for e in engines),
+                int8=any(ENGINES[e] in (INT8_FILE, NNCF_FILE) for e in engines),
                 calibration=spec.calibration,
                 data_root=inputs.data_root,
                 validate=False,
             )
         reference_model = load(run)
+        flops = spec.flops(reference_model, inputs)  # on the CPU, before the reference moves it to `device`
         results: dict[str, Any] = {}
         for engine in engines:
             what = f"{inputs.items} {spec.unit}s, {repeats} repeats"
@@ -143,12 +168,26 @@ def bench_infer(
             agreement = spec.agreement(comparison.reference_output, comparison.radlab_output, config)
             outside = timer.outside_fraction(skip=1)  # the first call is the warm-up
             results[engine] = comparison_fields(comparison, **agreement, outside_network_fraction=outside)
-        flops = spec.flops(reference_model, inputs)
         details = spec.details(config, inputs)
-    return infer_report(task.name, results, spec.unit, flops, repeats=repeats, loader_workers=workers, **details)
+    return infer_report(
+        task.name, results, spec.unit, flops, device=device, repeats=repeats, loader_workers=workers, **details
+    )
 
 
-def _fresh_run(spec: BenchSpec, folder: Path, config: Any, seed: int) -> Path:
+def bench_device(device: str) -> str:
+    """ "cpu" or "cuda" for a `--device` of cpu, cuda or auto (cuda when PyTorch sees one); one line otherwise."""
+    import torch
+
+    if device not in ("cpu", "cuda", "auto"):
+        raise RadlabConfigError(f"--device {device!r}: choose cpu, cuda or auto")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RadlabError("--device cuda: PyTorch sees no CUDA device on this machine")
+    return device
+
+
+def fresh_bench_run(spec: BenchSpec, folder: Path, config: Any, seed: int) -> Path:
     """A run directory holding `config` and a seeded fresh model (the task writes its weights and files)."""
     import torch
 

@@ -18,6 +18,9 @@ class EngineConfig(StrictModel):
 
     max_epochs: int = Field(30, ge=1)
     precision: Precision = "auto"
+    # The network's 4-D weights in channels_last memory (NHWC), so convolutions run in the layout tensor cores
+    # and oneDNN prefer; radlab's option, off as the recipes trained (`radlab bench train` measures it).
+    channels_last: bool = False
     accelerator: str = "auto"
     devices: int | str = "auto"
     strategy: str = "auto"

@@ -36,8 +36,11 @@ def gather_objects(module: L.LightningModule, value: Any) -> list[Any]:
 
 
 def _as_array(values: Any) -> np.ndarray:
+    """Values as a NumPy array: tensors on the CPU (half and bfloat16 ones, from mixed-precision steps, as
+    float32, which NumPy has), arrays as they are, anything else as an object array of its items."""
     if isinstance(values, torch.Tensor):
-        return values.detach().cpu().numpy()
+        values = values.detach().cpu()
+        return (values.float() if values.dtype in (torch.float16, torch.bfloat16) else values).numpy()
     if isinstance(values, np.ndarray):
         return values
     items = list(values)

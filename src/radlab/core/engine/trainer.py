@@ -14,7 +14,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 
 from radlab.core.console import interactive
-from radlab.core.engine.callbacks import BestExporter, HistoryWriter
+from radlab.core.engine.callbacks import BestExporter, ChannelsLast, HistoryWriter
 from radlab.core.engine.checkpoint_io import SafetensorsCheckpointIO
 from radlab.core.engine.config import EngineConfig
 from radlab.core.engine.determinism import deterministic
@@ -98,6 +98,8 @@ def build_trainer(
         all_callbacks.append(
             EarlyStopping(monitor=monitor, mode=mode, patience=engine.early_stopping_patience, check_finite=False)
         )
+    if engine.channels_last:
+        all_callbacks.append(ChannelsLast())
     if progress == "bar":
         all_callbacks.append(RichProgressBar(leave=True))
     all_callbacks += [best, last]

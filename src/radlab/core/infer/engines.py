@@ -1,5 +1,8 @@
-"""Which engine runs a classifier at predict time: PyTorch, or the ONNX files `radlab export` wrote, run by
-ONNX Runtime ("onnx", "int8") or OpenVINO ("openvino", "openvino-int8", with `pip install radlab[openvino]`)."""
+"""Which engine runs a classifier at predict time: PyTorch, or the files `radlab export` wrote, run by ONNX
+Runtime on the CPU ("onnx", "int8") or on a GPU through its CUDA or TensorRT execution providers
+("onnx-cuda", "onnx-tensorrt", with onnxruntime-gpu), or by OpenVINO on the CPU ("openvino", "openvino-int8",
+and "openvino-nncf" on NNCF's int8 IR, model.nncf.xml; with `pip install radlab[openvino]`). An engine is
+installed when its runtime (and provider, and for openvino-nncf the NNCF that exports it) can be loaded."""
 
 from __future__ import annotations
 
@@ -13,15 +16,23 @@ from radlab.core.errors import RadlabConfigError, RadlabDataError
 if TYPE_CHECKING:
     from radlab.core.infer.onnx import ExportedModel
 
-ONNX_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
+ONNX_FILE, INT8_FILE, NNCF_FILE = "model.onnx", "model.int8.onnx", "model.nncf.xml"
 ENGINES: dict[str, str | None] = {
     "torch": None,
     "onnx": ONNX_FILE,
     "int8": INT8_FILE,
     "openvino": ONNX_FILE,
     "openvino-int8": INT8_FILE,
+    "openvino-nncf": NNCF_FILE,
+    "onnx-cuda": ONNX_FILE,
+    "onnx-tensorrt": ONNX_FILE,
 }
-OPENVINO_ENGINES = ("openvino", "openvino-int8")
+OPENVINO_ENGINES = ("openvino", "openvino-int8", "openvino-nncf")
+GPU_PROVIDERS: dict[str, tuple[str, ...]] = {
+    "onnx-cuda": ("CUDAExecutionProvider",),
+    "onnx-tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider"),
+}
+"""ONNX Runtime's execution providers of the GPU engines, first choice first (the CPU takes what they do not)."""
 
 
 WEIGHTS_KEY = "radlab_weights_blake2b"
@@ -35,12 +46,27 @@ def weights_stamp(folder: str | Path) -> dict[str, str]:
     return {WEIGHTS_KEY: content_key(weights)} if weights.is_file() else {}
 
 
-def installed_engines(files: tuple[str, ...] = (ONNX_FILE, INT8_FILE)) -> list[str]:
+def installed_engines(files: tuple[str, ...] = (ONNX_FILE, INT8_FILE, NNCF_FILE)) -> list[str]:
     """The engines whose runtime is installed, in ENGINES order, among those that run `files` (or torch)."""
+    from radlab.core.infer.nncf import nncf_installed
     from radlab.core.infer.openvino import openvino_installed
 
     usable = [e for e, f in ENGINES.items() if f is None or f in files]
-    return [e for e in usable if e not in OPENVINO_ENGINES or openvino_installed()]
+    providers = _available_providers()
+    return [
+        e
+        for e in usable
+        if (e not in OPENVINO_ENGINES or openvino_installed())
+        and (ENGINES[e] != NNCF_FILE or nncf_installed())  # export writes its file only with NNCF
+        and (e not in GPU_PROVIDERS or GPU_PROVIDERS[e][0] in providers)
+    ]
+
+
+def _available_providers() -> list[str]:
+    """The execution providers this ONNX Runtime build has (CUDA and TensorRT come with onnxruntime-gpu)."""
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
 
 
 def exported_model(path: Path, engine: str) -> ExportedModel:
@@ -48,10 +74,10 @@ def exported_model(path: Path, engine: str) -> ExportedModel:
     if engine in OPENVINO_ENGINES:
         from radlab.core.infer.openvino import OpenVinoModel
 
-        return OpenVinoModel(path, engine=engine)
+        return OpenVinoModel(path, engine=engine, one_image=ENGINES[engine] == ONNX_FILE)
     from radlab.core.infer.onnx import OnnxRuntimeModel
 
-    return OnnxRuntimeModel(path)
+    return OnnxRuntimeModel(path, providers=GPU_PROVIDERS.get(engine, ()))
 
 
 def engine_model(model: nn.Module, run_dir: str | Path, engine: str) -> nn.Module:

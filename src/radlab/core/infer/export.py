@@ -20,12 +20,13 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from radlab.core.console import info
+from radlab.core.console import info, warn
 from radlab.core.engine.ensemble import ENSEMBLE_FILE, read_manifest
 from radlab.core.engine.run_dir import RunDir
-from radlab.core.errors import RadlabError
-from radlab.core.infer.engines import INT8_FILE, ONNX_FILE, installed_engines, weights_stamp
-from radlab.core.infer.onnx import OPSET, OUTPUT, export_onnx, quantize_int8
+from radlab.core.errors import RadlabConfigError, RadlabError
+from radlab.core.infer.engines import INT8_FILE, NNCF_FILE, ONNX_FILE, installed_engines, weights_stamp
+from radlab.core.infer.nncf import nncf_installed, quantize_nncf
+from radlab.core.infer.onnx import INT8_METHODS, KEEP_FLOAT, OPSET, OUTPUT, export_onnx, quantize_int8
 from radlab.core.infer.streaming import iterate_batches
 
 if TYPE_CHECKING:
@@ -87,11 +88,15 @@ def export_run(
     calibration: int = 64,
     data_root: str | Path | None = None,
     validate: bool = True,
+    int8_method: str = "minmax",
+    keep_float: str = "none",
 ) -> dict[str, Any]:
     """Write a run's ONNX file(s) and RUN/export.json, which the report returns; `validate` also predicts
-    the run's held-out data with every engine when the training data is known (--int8 or --data-root)."""
+    the run's held-out data with every engine when the training data is known (--int8 or --data-root).
+    `int8_method` and `keep_float` are the int8 recipe (onnx.INT8_METHODS, onnx.KEEP_FLOAT)."""
     if task.export is None:
         raise RadlabError(f"export is not available for {task.name}")
+    recipe = Int8Recipe(calibration, int8_method, keep_float) if int8 else None
     spec = task.export.get()
     run = RunDir(Path(run_dir))
     if (run.root / ENSEMBLE_FILE).is_file():
@@ -100,7 +105,8 @@ def export_run(
     loaded = task.load.get()(run.root)
     known = int8 or data_root is not None
     root = task.training.get().data_root(run.data_root(data_root)) if known else None
-    report = export_parts(run.root, spec.parts(run, loaded, root, validate), int8=int8, calibration=calibration)
+    parts = spec.parts(run, loaded, root, validate)
+    report = export_parts(run.root, parts, int8=recipe)
     if root is not None and validate:
         with tempfile.TemporaryDirectory(prefix="radlab-export-") as scratch:
             check = spec.held_out(run, root, Path(scratch))
@@ -122,31 +128,66 @@ def readable_batches(dataset: Dataset, batch_size: int = 8, collate_fn: Callable
             yield item["image"][readable].float().numpy()
 
 
-def export_parts(root: Path, parts: Sequence[ExportPart], *, int8: bool, calibration: int) -> dict[str, Any]:
-    """Write each part's model.onnx (and model.int8.onnx, calibrated on `calibration` training images);
-    returns what RUN/export.json records: the opset and the files, relative to `root`."""
+@dataclass(frozen=True)
+class Int8Recipe:
+    """How model.int8.onnx is made: training images calibrating it, the calibration method, the layers kept
+    float (see onnx.quantize_int8)."""
+
+    calibration: int = 64
+    method: str = "minmax"
+    keep_float: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.method not in INT8_METHODS:
+            raise RadlabConfigError(f"--int8-method {self.method!r}: choose from {', '.join(INT8_METHODS)}")
+        if self.keep_float not in KEEP_FLOAT:
+            raise RadlabConfigError(f"--int8-keep-float {self.keep_float!r}: choose from {', '.join(KEEP_FLOAT)}")
+
+
+def export_parts(root: Path, parts: Sequence[ExportPart], *, int8: Int8Recipe | None = None) -> dict[str, Any]:
+    """Write each part's model.onnx (and, with an int8 recipe, model.int8.onnx); returns what RUN/export.json
+    records: the opset, the files relative to `root`, and the int8 recipe."""
     files: list[str] = []
     for part in parts:
         metadata = {**part.metadata, **weights_stamp(part.folder)}
         fp32 = export_onnx(part.module, part.example, part.folder / ONNX_FILE, OPSET, part.outputs, metadata)
         files.append(fp32.relative_to(root).as_posix())
         info(f"wrote {fp32}")
-        if int8:
+        if int8 is not None:
             if part.calibration is None:
                 raise ValueError(f"no calibration data for {part.folder}")
-            quantized = quantize_int8(fp32, part.folder / INT8_FILE, part.calibration(calibration))
+            batches = list(part.calibration(int8.calibration))
+            quantized = quantize_int8(fp32, part.folder / INT8_FILE, batches, int8.method, int8.keep_float)
             files.append(quantized.relative_to(root).as_posix())
-            info(f"wrote {quantized} (static int8, calibrated on {calibration} training images)")
+            kept = "" if int8.keep_float == "none" else ", first and last layers float"
+            what = f"static int8, {int8.method} ranges on {int8.calibration} training images{kept}"
+            info(f"wrote {quantized} ({what})")
+            if nncf_installed():
+                ir = _nncf_file(fp32, part.folder / NNCF_FILE, batches, metadata)
+                files += [ir.relative_to(root).as_posix()] if ir is not None else []
     report: dict[str, Any] = {"opset": OPSET, "files": files}
-    if int8:
-        report["calibration_images"] = calibration
+    if int8 is not None:
+        report["calibration_images"] = int8.calibration
+        report["int8"] = {"method": int8.method, "keep_float": int8.keep_float}
     return report
+
+
+def _nncf_file(fp32: Path, target: Path, batches: list[np.ndarray], metadata: dict[str, str]) -> Path | None:
+    """NNCF's int8 IR beside the ONNX files, or a warning naming the network when NNCF cannot quantise it
+    (the other engines' files stand: the export goes on)."""
+    try:
+        ir = quantize_nncf(fp32, target, batches, metadata)
+    except Exception as exc:  # NNCF raises many types for graphs it does not support
+        warn(f"{fp32}: NNCF could not quantise it ({type(exc).__name__}: {exc}); no {target.name}".splitlines()[0])
+        return None
+    info(f"wrote {ir} (NNCF int8 for OpenVINO, on the same images)")
+    return ir
 
 
 def exported_engines(report: dict[str, Any]) -> list[str]:
     """The engines an export report's files serve whose runtime is installed, torch first (OpenVINO's
     engines run the same files as ONNX Runtime's)."""
-    files = (ONNX_FILE, *((INT8_FILE,) if any(f.endswith(INT8_FILE) for f in report["files"]) else ()))
+    files = (ONNX_FILE, *(f for f in (INT8_FILE, NNCF_FILE) if any(p.endswith(f) for p in report["files"])))
     return installed_engines(files)
 
 

@@ -1,13 +1,14 @@
-"""OpenVINO inference of the ONNX files `radlab export` writes (model.onnx, and the QDQ model.int8.onnx, whose
-int8 convolutions OpenVINO runs with this CPU's integer kernels where ONNX Runtime does not).
+"""OpenVINO inference of the files `radlab export` writes (model.onnx, the QDQ model.int8.onnx, whose int8
+convolutions OpenVINO runs with this CPU's integer kernels, and NNCF's IR model.nncf.xml; see nncf.py).
 
 The network is compiled for the CPU with the THROUGHPUT hint, which splits the cores into streams, and every
 image of a batch is an infer request of its own, so that each stream has one in flight (as many requests as
 OpenVINO says pay: OPTIMAL_NUMBER_OF_INFER_REQUESTS). On DenseNet-169 at 320 px on 2 cores that ran 12.8
-images/s against 11.1 for the whole batch as one request. (Fixing the batch axis at one image ran fp32 4 %
-faster but crashed OpenVINO 2026.4 on the QDQ int8 file, so the graph keeps its dynamic batch axis.) Float
-layers run in float32 (not the bf16 OpenVINO picks on CPUs that have it), so the fp32 engine agrees with
-PyTorch.
+images/s against 11.1 for the whole batch as one request. The fp32 graph is compiled with its batch axis fixed
+at one image, which ran 6 to 13 % faster than the dynamic axis (14.5-14.9 against 13.2-13.7 images/s, at or
+above the measured fp32 matmul ceiling); the QDQ int8 file keeps its dynamic axis, because fixing it crashes
+OpenVINO 2026.4's CPU plugin (the process dies, nothing to catch). Float layers run in float32 (not the bf16
+OpenVINO picks on CPUs that have it), so the fp32 engine agrees with PyTorch.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from radlab.core.errors import RadlabDataError, RadlabError
+from radlab.core.infer.nncf import read_ir_metadata
 from radlab.core.infer.onnx import ExportedModel, read_metadata
 
 
@@ -43,13 +45,23 @@ def _empty_output(output: Any) -> np.ndarray:
     return np.zeros(shape, dtype=output.get_element_type().to_dtype())
 
 
+def _one_image(port: Any) -> Any:
+    """An input's shape with its batch axis fixed at 1 (the other axes as exported)."""
+    shape = port.get_partial_shape()
+    shape[0] = 1
+    return shape
+
+
 class OpenVinoModel(ExportedModel):
     """An ONNX file run by OpenVINO on the CPU, one infer request per image (see ExportedModel)."""
 
-    def __init__(self, path: str | Path, threads: int | None = None, engine: str = "openvino") -> None:
+    def __init__(
+        self, path: str | Path, threads: int | None = None, engine: str = "openvino", one_image: bool = False
+    ) -> None:
+        """`one_image` compiles the graph for a batch of exactly one (every request is one image anyway)."""
         ov = require_openvino(engine)
         super().__init__(path)
-        self.metadata = read_metadata(self.path)
+        self.metadata = read_ir_metadata(self.path) if self.path.suffix == ".xml" else read_metadata(self.path)
         core = ov.Core()
         settings = {
             "PERFORMANCE_HINT": "THROUGHPUT",
@@ -57,7 +69,10 @@ class OpenVinoModel(ExportedModel):
             "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
         }
         try:
-            self.compiled = core.compile_model(core.read_model(str(self.path)), "CPU", settings)
+            network = core.read_model(str(self.path))
+            if one_image:
+                network.reshape({port: _one_image(port) for port in network.inputs})
+            self.compiled = core.compile_model(network, "CPU", settings)
         except RuntimeError as exc:  # OpenVINO raises RuntimeError for graphs it cannot read or compile
             raise RadlabDataError(self.path, f"OpenVINO cannot run this model ({exc})".splitlines()[0]) from None
         self.outputs = len(self.compiled.outputs)

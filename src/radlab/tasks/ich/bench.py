@@ -25,7 +25,7 @@ import pydicom
 import torch
 
 from radlab.core.bench import compare_interleaved, comparison_fields, machine, model_flops
-from radlab.core.bench.spec import BenchInputs, BenchSpec
+from radlab.core.bench.spec import BenchInputs, BenchSpec, TrainPlan
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabError
 from radlab.core.models import save_weights
@@ -117,6 +117,14 @@ class IchBench(BenchSpec):
     unit = "slice"
     default_items = 8
     calibration = 32
+    train = TrainPlan(
+        synth=lambda items: {"series": max(10, items // 8 + 4)},
+        epoch_items=752803 * 4 // 5,
+        item="slice (the slice CNN, one fold: 4/5 of stage-2 train)",
+        overrides=("train.snapshot_epochs=null", "train.snapshots=null"),
+        cpu_overrides=("train.batch_size=4",),
+        stage="slice",
+    )
 
     def inputs(self, folder: Path, images: int, seed: int) -> BenchInputs:
         """Whole synthetic test series (readable slices only) holding at least `images` slices, copied into
@@ -151,15 +159,15 @@ class IchBench(BenchSpec):
         """The seeds' loop: series by series, pydicom and float windows per slice, eager fp32, no_grad."""
         infos: list[SliceInfo] = inputs.payload[1]
         size, tta = loaded.config.data.image_size, loaded.config.embeddings.tta
-        model = loaded.model.eval().to(memory_format=torch.contiguous_format)
+        model = loaded.model.eval().to(inputs.device).to(memory_format=torch.contiguous_format)
         probs = np.zeros((len(infos), 6))
         with torch.no_grad():
             for group in sequences(infos):
                 pixels = [torch.from_numpy(reference_windows(infos[k].path, size)).permute(2, 0, 1) for k in group]
-                batch = torch.stack(pixels).contiguous()
+                batch = torch.stack(pixels).to(inputs.device)
                 features = torch.stack([slice_embeddings(model, TTA[name](batch)).float() for name in tta]).mean(0)
                 embeddings = np.zeros((len(infos), features.shape[1]), dtype=np.float32)
-                embeddings[group] = features.numpy()
+                embeddings[group] = features.cpu().numpy()
                 probs[group] = sequence_probs(loaded.snapshots, embeddings, [group], batch_size=1)[group]
         return np.clip(probs, 1e-5, 1 - 1e-5)
 
@@ -167,7 +175,7 @@ class IchBench(BenchSpec):
         """`predict_folder` itself, its run loaded once beforehand (as the reference's is); rows in slice order."""
         folder, infos = inputs.payload
         out = scratch / "radlab.csv"
-        predict_folder(folder, out, [scratch / "run"], num_workers=workers, device="cpu", loaded=[loaded])
+        predict_folder(folder, out, [scratch / "run"], num_workers=workers, device=inputs.device, loaded=[loaded])
         images, probs = read_submission(out)
         position = {image: k for k, image in enumerate(images)}
         return probs[[position[info.image] for info in infos]]

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from radlab.core.bench import model_flops
-from radlab.core.bench.spec import BenchInputs, BenchSpec
+from radlab.core.bench.spec import BenchInputs, BenchSpec, TrainPlan
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.models import save_weights
 from radlab.core.transforms import VolumeTransform
@@ -44,6 +44,12 @@ class MRNetBench(BenchSpec):
     unit = "exam"
     default_items = 8
     calibration = 32
+    train = TrainPlan(
+        synth=lambda items: {"exams": max(8, 2 * items)},
+        epoch_items=1130,
+        item="exam (one of the 9 networks; the recipe trains 9)",
+        overrides=("train.planes=[sagittal]", "train.tasks=[acl]"),
+    )
 
     def inputs(self, folder: Path, exams: int, seed: int) -> BenchInputs:
         """Synthetic valid-split exams: the data root, and as payload (three-paths-per-exam CSV, {plane: paths})."""
@@ -75,8 +81,8 @@ class MRNetBench(BenchSpec):
         with torch.no_grad():
             for k in range(n):
                 for unit, model in loaded.units.items():
-                    model = model.eval().to(memory_format=torch.contiguous_format)
-                    slices = transform(read_series(paths[unit.plane][k])).float().contiguous()
+                    model = model.eval().to(inputs.device).to(memory_format=torch.contiguous_format)
+                    slices = transform(read_series(paths[unit.plane][k])).float().to(inputs.device)
                     out = model(slices, torch.tensor([len(slices)])).float()[0]
                     for t, task in enumerate(unit.tasks):
                         logits[(task, unit.plane)][k] = out[t].item()
@@ -86,7 +92,13 @@ class MRNetBench(BenchSpec):
         """`predict_csv` itself, with its networks loaded once beforehand (as the reference's are)."""
         out = scratch / "radlab.csv"
         predict_csv(
-            inputs.payload[0], out, loaded.root, inputs.data_root, num_workers=workers, device="cpu", loaded=loaded
+            inputs.payload[0],
+            out,
+            loaded.root,
+            inputs.data_root,
+            num_workers=workers,
+            device=inputs.device,
+            loaded=loaded,
         )
         return np.loadtxt(out, delimiter=",", ndmin=2)
 

@@ -18,7 +18,7 @@ import torch
 
 from radlab.core.bench import model_flops
 from radlab.core.bench.report import cache_epochs, cache_report
-from radlab.core.bench.spec import BenchInputs, BenchSpec
+from radlab.core.bench.spec import BenchInputs, BenchSpec, TrainPlan
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.io.atomic import atomic_write_text
 from radlab.core.io.cache import cached_image_dataset
@@ -89,6 +89,12 @@ class MuraBench(BenchSpec):
     unit = "image"
     default_items = 48
     calibration = 32
+    train = TrainPlan(
+        synth=lambda items: {"studies": max(24, items + 14)},
+        epoch_items=36808,
+        item="radiograph",
+        overrides=("train.members=null",),
+    )
 
     def inputs(self, folder: Path, images: int, seed: int) -> BenchInputs:
         root, paths_csv = _paths_csv(folder, images, seed)
@@ -105,11 +111,11 @@ class MuraBench(BenchSpec):
         transform = build_image_transform(config.data.image_size, resize=config.data.resize)  # radlab's resize
         groups = group_studies(read_image_paths_list(paths))
         probs = np.empty(len(groups.studies))
-        model = model.eval().to(memory_format=torch.contiguous_format)
+        model = model.eval().to(inputs.device).to(memory_format=torch.contiguous_format)
         with torch.no_grad():
             for s in range(len(groups.studies)):
                 members = [paths[i] for i in np.flatnonzero(groups.image_study == s)]
-                batch = torch.stack([transform(read_image(root / p)) for p in members]).float().contiguous()
+                batch = torch.stack([transform(read_image(root / p)) for p in members]).float().to(inputs.device)
                 probs[s] = torch.sigmoid(model(batch)).mean().item()
         return probs
 
@@ -118,7 +124,7 @@ class MuraBench(BenchSpec):
         out, probs = scratch / "radlab.csv", scratch / "radlab.probs.csv"
         run = scratch / "run"
         predict_csv(inputs.payload[0], out, run, inputs.data_root, probabilities_csv=probs, num_workers=workers,
-                    device="cpu", loaded=loaded)  # fmt: skip
+                    device=inputs.device, loaded=loaded)  # fmt: skip
         return np.array([row.probability for row in read_probabilities(probs)])
 
     def agreement(self, reference: np.ndarray, radlab: np.ndarray, config: MuraConfig) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import torch
 
 from radlab.core.bench import model_flops
 from radlab.core.bench.report import cache_epochs, cache_report
-from radlab.core.bench.spec import BenchInputs, BenchSpec
+from radlab.core.bench.spec import BenchInputs, BenchSpec, TrainPlan
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.models import save_weights
 from radlab.tasks.pneumonia import PneumoniaConfig
@@ -92,6 +92,12 @@ class PneumoniaBench(BenchSpec):
     unit = "image"
     default_items = 16
     calibration = 16
+    train = TrainPlan(
+        synth=lambda items: {"patients": max(16, 2 * items)},
+        epoch_items=26684 * 3 // 4,
+        item="image (one fold: 3/4 of stage-2 train)",
+        cpu_overrides=("train.batch_size=2",),
+    )
 
     def inputs(self, folder: Path, images: int, seed: int) -> BenchInputs:
         """`images` synthetic DICOMs (JPEG baseline, 1024 px, as the challenge's) copied from the training set
@@ -130,16 +136,17 @@ class PneumoniaBench(BenchSpec):
         config, model = loaded
         post = _run(inputs.data_root.parent).read_json("postprocess.json", PostprocessFile)
         transform = DetectionTransform(config.data.image_size)
-        model = model.eval().to(memory_format=torch.contiguous_format)
+        model = model.eval().to(inputs.device).to(memory_format=torch.contiguous_format)
         found: Found = {}
         with torch.no_grad():
             for path in inputs.payload[1]:
                 pixels = pydicom.dcmread(path).pixel_array
                 image, _ = transform(pixels, np.zeros((0, 4)))
-                out = model(image[None].contiguous(), detect=True)
-                boxes = to_original(out["detections"][0]["boxes"].numpy(), config.data.image_size, pixels.shape)
-                weight = float(opacity_weight(out["global"]).numpy()[0]) if post["use_global"] else None
-                kept, scores = select(boxes, out["detections"][0]["scores"].numpy(), post["score_threshold"],
+                out = model(image[None].to(inputs.device), detect=True)
+                detected = {key: value.cpu() for key, value in out["detections"][0].items()}
+                boxes = to_original(detected["boxes"].numpy(), config.data.image_size, pixels.shape)
+                weight = float(opacity_weight(out["global"].cpu()).numpy()[0]) if post["use_global"] else None
+                kept, scores = select(boxes, detected["scores"].numpy(), post["score_threshold"],
                                       post["relative_prune"], weight)  # fmt: skip
                 found[path.stem] = (np.round(kept, 1), np.round(scores, 4))
         return found
@@ -147,7 +154,9 @@ class PneumoniaBench(BenchSpec):
     def radlab(self, loaded: Loaded, inputs: BenchInputs, scratch: Path, workers: int) -> Found:
         """`predict_folder` itself, its detector loaded once beforehand (as the reference's is)."""
         out = scratch / "radlab.csv"
-        predict_folder(inputs.payload[0], out, [_run(scratch).root], num_workers=workers, device="cpu", loaded=[loaded])
+        predict_folder(
+            inputs.payload[0], out, [_run(scratch).root], num_workers=workers, device=inputs.device, loaded=[loaded]
+        )
         return {patient: (p.boxes, p.scores) for patient, p in read_submission(out).items()}
 
     def agreement(self, reference: Found, radlab: Found, config: PneumoniaConfig) -> dict[str, Any]:

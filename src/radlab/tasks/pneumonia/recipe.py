@@ -99,12 +99,15 @@ class PneumoniaRecipe(Recipe[PneumoniaConfig]):
         losses = self._losses(out, batch["category"][keep])
         for name, key in (("loss", "total"), ("box_loss", "bbox_regression"), ("class_loss", "classification")):
             self.log(f"val/{name}", losses[key], on_epoch=True, batch_size=len(keep), sync_dist=True)
-        weights = opacity_weight(out["global"]).cpu().numpy()
+        weights = opacity_weight(out["global"]).float().cpu().numpy()  # float: bf16 under mixed precision
         found = []
         for k, i in enumerate(keep):
             detections = out["detections"][k]
-            boxes = to_original(detections["boxes"].cpu().numpy(), self.config.data.image_size, batch["size"][i])
-            found.append(Found(boxes, detections["scores"].cpu().numpy(), float(weights[k])))
+            boxes = detections["boxes"].float().cpu().numpy()
+            scores = detections["scores"].float().cpu().numpy()
+            found.append(
+                Found(to_original(boxes, self.config.data.image_size, batch["size"][i]), scores, float(weights[k]))
+            )
         self.validation.add(batch["index"][keep], found=found)
 
     def on_validation_epoch_end(self) -> None:
