@@ -4,7 +4,7 @@
 On MURA's DenseNet-169 at 320 px it ran 1.48x faster under OpenVINO than ONNX Runtime's QDQ file calibrated on
 the same images (benchmarks/README.md): NNCF places its quantisers for OpenVINO's own int8 kernels. The
 file's metadata (the weights stamp among it) lives in the IR's runtime info under "radlab", where
-`read_ir_metadata` finds it.
+`ir_metadata` finds it.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-
-from radlab.core.errors import RadlabDataError
 
 RT_INFO = "radlab"
 """The runtime-info section of an IR that holds radlab's metadata."""
@@ -58,14 +57,8 @@ def quantize_nncf(
     return xml_path
 
 
-def read_ir_metadata(path: str | Path) -> dict[str, str]:
-    """The metadata `quantize_nncf` stored in an IR (empty for an IR without it)."""
-    import openvino as ov
-
-    try:
-        model = ov.Core().read_model(str(path))
-    except RuntimeError as exc:  # OpenVINO raises RuntimeError for files it cannot parse
-        raise RadlabDataError(path, f"not a loadable OpenVINO model ({exc})".splitlines()[0]) from None
+def ir_metadata(model: Any) -> dict[str, str]:
+    """The metadata `quantize_nncf` stored in an IR, from the ov.Model read from it (empty without it)."""
     info = model.get_rt_info()
     if RT_INFO not in info:
         return {}

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from radlab.core.errors import RadlabDataError, RadlabError
-from radlab.core.infer.nncf import read_ir_metadata
+from radlab.core.infer.nncf import ir_metadata
 from radlab.core.infer.onnx import ExportedModel, read_metadata
 
 
@@ -61,7 +61,8 @@ class OpenVinoModel(ExportedModel):
         """`one_image` compiles the graph for a batch of exactly one (every request is one image anyway)."""
         ov = require_openvino(engine)
         super().__init__(path)
-        self.metadata = read_ir_metadata(self.path) if self.path.suffix == ".xml" else read_metadata(self.path)
+        ir = self.path.suffix == ".xml"  # NNCF's IR (nncf.py); otherwise an ONNX file, its metadata read first
+        onnx_metadata = {} if ir else read_metadata(self.path)
         core = ov.Core()
         settings = {
             "PERFORMANCE_HINT": "THROUGHPUT",
@@ -75,6 +76,7 @@ class OpenVinoModel(ExportedModel):
             self.compiled = core.compile_model(network, "CPU", settings)
         except RuntimeError as exc:  # OpenVINO raises RuntimeError for graphs it cannot read or compile
             raise RadlabDataError(self.path, f"OpenVINO cannot run this model ({exc})".splitlines()[0]) from None
+        self.metadata = ir_metadata(network) if ir else onnx_metadata
         self.outputs = len(self.compiled.outputs)
         self._empty = [_empty_output(output) for output in self.compiled.outputs]
         self.requests = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
