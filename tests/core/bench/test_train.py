@@ -105,6 +105,13 @@ def test_bad_options_are_one_line_before_anything_trains(monkeypatch, options, e
     assert str(raised.value) == message
 
 
+def test_a_variant_named_twice_is_measured_once():
+    report = bench_train(
+        get_task("toy"), steps=1, variants=("fp32", "fp32"), config_name="cpu-small", overrides=TOY_SETS
+    )
+    assert list(report["variants"]) == ["fp32"] and report["speedup"] == 1.0
+
+
 def test_a_task_without_a_train_plan_says_so(monkeypatch):
     task = get_task("toy")
     monkeypatch.setattr(type(task.bench.get()), "train", None)

@@ -9,10 +9,18 @@ import torch
 from torch import nn
 
 from radlab.core.errors import RadlabConfigError
-from radlab.core.infer.export import ExportPart, Int8Recipe, compare_engines, export_parts, exported_engines
+from radlab.core.infer.export import (
+    ExportPart,
+    Int8Recipe,
+    compare_engines,
+    export_parts,
+    export_run,
+    exported_engines,
+)
 from radlab.core.infer.nncf import nncf_installed
 from radlab.core.infer.onnx import OnnxRuntimeModel, float_nodes
 from radlab.core.infer.openvino import openvino_installed
+from radlab.core.task import get_task
 
 
 class _TwoHeads(nn.Module):
@@ -121,6 +129,12 @@ def test_an_unknown_int8_recipe_is_one_line(recipe, message):
     with pytest.raises(RadlabConfigError) as error:
         Int8Recipe(**recipe)
     assert str(error.value) == message
+
+
+def test_an_int8_recipe_without_int8_is_refused_before_the_run_is_read(tmp_path):
+    with pytest.raises(RadlabConfigError) as error:
+        export_run(get_task("toy"), tmp_path / "no-run", int8_method="percentile")
+    assert str(error.value) == "--int8-method and --int8-keep-float choose the int8 recipe: add --int8"
 
 
 def test_openvino_engines_are_checked_only_where_openvino_is_installed(monkeypatch):

@@ -70,13 +70,15 @@ def test_the_gpu_engines_are_installed_with_their_provider_and_refused_in_one_li
     with pytest.raises(RadlabError) as error:
         engine_model(classifier, tmp_path, engine)
     assert str(error.value) == f"this ONNX Runtime has no {provider}: pip install onnxruntime-gpu (with CUDA)"
-    # A build that lists the provider but cannot start it (no CUDA libraries) falls back to the CPU in silence
-    # in ONNX Runtime; radlab refuses instead.
+    # An onnxruntime-gpu build lists the provider on every machine; where it cannot start (no GPU, no CUDA
+    # libraries) ONNX Runtime falls back to the CPU in silence: radlab neither lists nor runs it.
     monkeypatch.setattr(ort, "get_available_providers", lambda: [*engines.GPU_PROVIDERS[engine], *cpu_only])
-    assert engine in engines.installed_engines()
+    assert not engines.provider_starts(provider) and engine not in engines.installed_engines()
     with pytest.raises(RadlabError) as error:
         engine_model(classifier, tmp_path, engine)
     assert str(error.value) == f"ONNX Runtime could not start {provider} for model.onnx (its CUDA libraries?)"
+    monkeypatch.setattr(engines, "provider_starts", lambda name: True)  # a machine where it starts
+    assert engine in engines.installed_engines()
 
 
 def test_the_cpu_engines_report_the_providers_they_run_on(classifier, tmp_path):

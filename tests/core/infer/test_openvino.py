@@ -124,14 +124,24 @@ def test_nncf_int8_runs_close_to_pytorch_beside_the_other_files_and_is_refused_o
 
 
 @needs_nncf
-def test_a_network_nncf_cannot_quantise_is_one_warning_and_the_export_goes_on(classifier, tmp_path, monkeypatch):
+def test_a_network_nncf_cannot_quantise_is_one_warning_and_no_earlier_ir_is_left(
+    classifier, tmp_path, monkeypatch, capfd
+):
     def refuse(*args, **kwargs):
         raise RuntimeError("unsupported operation\nwith a second line")
 
     monkeypatch.setattr("radlab.core.infer.export.quantize_nncf", refuse)
+    (tmp_path / "model.nncf.xml").write_text("<an earlier export's IR/>")
+    (tmp_path / "model.nncf.bin").write_bytes(b"old weights")
     part = ExportPart(tmp_path, classifier, torch.rand(2, 1, 48, 48) * 255, _calibration)
     report = export_parts(tmp_path, [part], int8=Int8Recipe(calibration=4))
     assert report["files"] == ["model.onnx", "model.int8.onnx"] and "openvino-nncf" not in exported_engines(report)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.int8.onnx", "model.onnx"]  # no stale IR to run
+    warnings = [line for line in capfd.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: {tmp_path / 'model.onnx'}: NNCF could not quantise it (RuntimeError: unsupported operation); "
+        "no model.nncf.xml"
+    ]
 
 
 def test_the_nncf_engine_is_installed_only_with_nncf(monkeypatch):

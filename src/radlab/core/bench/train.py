@@ -24,7 +24,7 @@ import torch
 
 from radlab.core.bench.report import machine
 from radlab.core.bench.spec import TrainPlan, bench_device
-from radlab.core.console import info
+from radlab.core.console import info, warn
 from radlab.core.errors import RadlabConfigError, RadlabError
 
 if TYPE_CHECKING:
@@ -124,6 +124,7 @@ def bench_train(
     plan = spec.train if spec is not None else None
     if plan is None or task.demo is None:
         raise RadlabError(f"no `bench train` for {task.name}")
+    variants = tuple(dict.fromkeys(variants))  # a variant named twice is measured once
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown or not variants:
         raise RadlabConfigError(f"unknown variant {unknown[0] if unknown else ''!r}; choose from {', '.join(VARIANTS)}")
@@ -162,6 +163,8 @@ def bench_train(
                 summary = timer.summary()
                 if summary["items_per_s"] is None:
                     raise RadlabError(f"bench train {task.name}: no step was timed (too few batches)")
+                if summary["timed_steps"] < steps:
+                    warn(f"bench train {task.name}: {summary['timed_steps']} of {steps} steps timed (too few batches)")
                 rates[variant].append(summary["items_per_s"])
                 results[variant] = {**summary, "peak_device_memory_mb": _peak_memory_mb(device)}
     return _train_report(task.name, config, device, plan, results, rates, batch, workers)

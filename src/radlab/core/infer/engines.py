@@ -6,6 +6,8 @@ installed when its runtime (and provider, and for openvino-nncf the NNCF that ex
 
 from __future__ import annotations
 
+import functools
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,7 +60,7 @@ def installed_engines(files: tuple[str, ...] = (ONNX_FILE, INT8_FILE, NNCF_FILE)
         for e in usable
         if (e not in OPENVINO_ENGINES or openvino_installed())
         and (ENGINES[e] != NNCF_FILE or nncf_installed())  # export writes its file only with NNCF
-        and (e not in GPU_PROVIDERS or GPU_PROVIDERS[e][0] in providers)
+        and (e not in GPU_PROVIDERS or (GPU_PROVIDERS[e][0] in providers and provider_starts(GPU_PROVIDERS[e][0])))
     ]
 
 
@@ -67,6 +69,25 @@ def _available_providers() -> list[str]:
     import onnxruntime as ort
 
     return list(ort.get_available_providers())
+
+
+@functools.cache
+def provider_starts(provider: str) -> bool:
+    """Whether ONNX Runtime can start `provider` here: an onnxruntime-gpu build lists its CUDA and TensorRT
+    providers on every machine, with a GPU and its libraries or not, so a one-node graph is tried once."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    value = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1]) for name in ("x", "y")]
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", value[:1], value[1:])
+    probe = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the fallback to the CPU is what is being detected
+            session = ort.InferenceSession(probe.SerializeToString(), providers=[provider, "CPUExecutionProvider"])
+    except Exception:  # a provider that fails to load raises from its own library
+        return False
+    return provider in session.get_providers()
 
 
 def exported_model(path: Path, engine: str) -> ExportedModel:

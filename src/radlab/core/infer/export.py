@@ -25,7 +25,7 @@ from radlab.core.engine.ensemble import ENSEMBLE_FILE, read_manifest
 from radlab.core.engine.run_dir import RunDir
 from radlab.core.errors import RadlabConfigError, RadlabError
 from radlab.core.infer.engines import INT8_FILE, NNCF_FILE, ONNX_FILE, installed_engines, weights_stamp
-from radlab.core.infer.nncf import nncf_installed, quantize_nncf
+from radlab.core.infer.nncf import nncf_installed, quantize_nncf, remove_ir
 from radlab.core.infer.onnx import INT8_METHODS, KEEP_FLOAT, OPSET, OUTPUT, export_onnx, quantize_int8
 from radlab.core.infer.streaming import iterate_batches
 
@@ -96,7 +96,9 @@ def export_run(
     `int8_method` and `keep_float` are the int8 recipe (onnx.INT8_METHODS, onnx.KEEP_FLOAT)."""
     if task.export is None:
         raise RadlabError(f"export is not available for {task.name}")
-    recipe = Int8Recipe(calibration, int8_method, keep_float) if int8 else None
+    recipe = Int8Recipe(calibration, int8_method, keep_float)  # checked with or without --int8
+    if not int8 and (int8_method, keep_float) != (Int8Recipe.method, Int8Recipe.keep_float):
+        raise RadlabConfigError("--int8-method and --int8-keep-float choose the int8 recipe: add --int8")
     spec = task.export.get()
     run = RunDir(Path(run_dir))
     if (run.root / ENSEMBLE_FILE).is_file():
@@ -106,7 +108,7 @@ def export_run(
     known = int8 or data_root is not None
     root = task.training.get().data_root(run.data_root(data_root)) if known else None
     parts = spec.parts(run, loaded, root, validate)
-    report = export_parts(run.root, parts, int8=recipe)
+    report = export_parts(run.root, parts, int8=recipe if int8 else None)
     if root is not None and validate:
         with tempfile.TemporaryDirectory(prefix="radlab-export-") as scratch:
             check = spec.held_out(run, root, Path(scratch))
@@ -162,6 +164,7 @@ def export_parts(root: Path, parts: Sequence[ExportPart], *, int8: Int8Recipe | 
             kept = "" if int8.keep_float == "none" else ", first and last layers float"
             what = f"static int8, {int8.method} ranges on {int8.calibration} training images{kept}"
             info(f"wrote {quantized} ({what})")
+            remove_ir(part.folder / NNCF_FILE)  # an earlier export's IR is from another recipe: never left behind
             if nncf_installed():
                 ir = _nncf_file(fp32, part.folder / NNCF_FILE, batches, metadata)
                 files += [ir.relative_to(root).as_posix()] if ir is not None else []
@@ -178,7 +181,8 @@ def _nncf_file(fp32: Path, target: Path, batches: list[np.ndarray], metadata: di
     try:
         ir = quantize_nncf(fp32, target, batches, metadata)
     except Exception as exc:  # NNCF raises many types for graphs it does not support
-        warn(f"{fp32}: NNCF could not quantise it ({type(exc).__name__}: {exc}); no {target.name}".splitlines()[0])
+        reason = (str(exc).splitlines() or [""])[0]  # its first line: the warning stays one line
+        warn(f"{fp32}: NNCF could not quantise it ({type(exc).__name__}: {reason}); no {target.name}")
         return None
     info(f"wrote {ir} (NNCF int8 for OpenVINO, on the same images)")
     return ir

@@ -34,8 +34,9 @@ def quantize_nncf(
     fp32_path: str | Path, xml_path: str | Path, calibration: Iterable[np.ndarray], metadata: dict[str, str]
 ) -> Path:
     """NNCF's default post-training quantisation of an ONNX file, on calibration batches of float32 pixels
-    (fed one image at a time); the IR's two files are written beside each other, the .bin before the .xml,
-    each atomically, so a half-written pair is never read."""
+    (fed one image at a time). The IR's two files are staged beside their targets; the old .xml goes first,
+    then the new .bin and the new .xml move in, so an interrupted write leaves no .xml (predict then says to
+    export again) rather than an old .xml beside a new .bin."""
     import nncf
     import openvino as ov
 
@@ -52,9 +53,16 @@ def quantize_nncf(
     with tempfile.TemporaryDirectory(dir=xml_path.parent, prefix=".nncf-") as scratch:
         staged = Path(scratch) / xml_path.name
         ov.save_model(quantized, str(staged), compress_to_fp16=False)
+        xml_path.unlink(missing_ok=True)
         os.replace(staged.with_suffix(".bin"), xml_path.with_suffix(".bin"))
         os.replace(staged, xml_path)
     return xml_path
+
+
+def remove_ir(xml_path: Path) -> None:
+    """Remove an IR pair (the .xml first, as quantize_nncf writes it last), if there is one."""
+    xml_path.unlink(missing_ok=True)
+    xml_path.with_suffix(".bin").unlink(missing_ok=True)
 
 
 def ir_metadata(model: Any) -> dict[str, str]:
