@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
 from radlab.core.errors import RadlabConfigError, RadlabDataError, RadlabError
 from radlab.core.infer import engine_model
-from radlab.core.infer.onnx import OnnxRuntimeModel, export_onnx, quantize_int8
-from radlab.core.models import build_image_classifier
-
-
-@pytest.fixture(scope="module")
-def classifier():
-    torch.manual_seed(0)
-    return build_image_classifier("test_resnet", 2, [0.5] * 3, [0.25] * 3).eval()
+from radlab.core.infer.onnx import OnnxRuntimeModel, export_onnx
 
 
 def test_onnx_runtime_gives_the_pytorch_logits_for_any_batch(classifier, tmp_path):
@@ -28,16 +20,9 @@ def test_onnx_runtime_gives_the_pytorch_logits_for_any_batch(classifier, tmp_pat
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
 
 
-def test_int8_stays_close_to_fp32(classifier, tmp_path):
-    fp32 = export_onnx(classifier, torch.rand(2, 1, 48, 48) * 255, tmp_path / "model.onnx")
-    rng = np.random.default_rng(0)
-    calibration = [rng.uniform(0, 255, (4, 1, 48, 48)).astype(np.float32) for _ in range(4)]
-    int8 = quantize_int8(fp32, tmp_path / "model.int8.onnx", calibration)
-    pixels = torch.from_numpy(rng.uniform(0, 255, (6, 1, 48, 48)).astype(np.float32))
-    with torch.no_grad():
-        reference = torch.sigmoid(classifier(pixels))
-    got = torch.sigmoid(OnnxRuntimeModel(int8)(pixels))
-    assert float((got - reference).abs().max()) < 0.05
+def test_int8_stays_close_to_fp32(int8_case, tmp_path):
+    got = torch.sigmoid(OnnxRuntimeModel(int8_case.path)(int8_case.pixels))
+    assert float((got - int8_case.reference).abs().max()) < 0.05
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.int8.onnx", "model.onnx"]
 
 

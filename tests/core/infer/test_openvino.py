@@ -14,17 +14,11 @@ from radlab.core.infer import engine_model
 from radlab.core.infer.engines import WEIGHTS_KEY, installed_engines
 from radlab.core.infer.export import ExportPart, Int8Recipe, export_parts, exported_engines
 from radlab.core.infer.nncf import nncf_installed
-from radlab.core.infer.onnx import ExportedModel, export_onnx, quantize_int8
+from radlab.core.infer.onnx import ExportedModel, export_onnx
 from radlab.core.infer.openvino import OpenVinoModel, openvino_installed
-from radlab.core.models import build_image_classifier, save_weights
+from radlab.core.models import save_weights
 
 needs_openvino = pytest.mark.skipif(not openvino_installed(), reason="OpenVINO is not installed")
-
-
-@pytest.fixture(scope="module")
-def classifier():
-    torch.manual_seed(0)
-    return build_image_classifier("test_resnet", 2, [0.5] * 3, [0.25] * 3).eval()
 
 
 @needs_openvino
@@ -42,16 +36,9 @@ def test_openvino_gives_the_pytorch_logits_for_any_batch_and_reads_the_metadata(
 
 
 @needs_openvino
-def test_openvino_runs_the_int8_file_close_to_fp32_and_keeps_every_output(classifier, tmp_path):
-    fp32 = export_onnx(classifier, torch.rand(2, 1, 48, 48) * 255, tmp_path / "model.onnx", outputs=("logits",))
-    rng = np.random.default_rng(0)
-    calibration = [rng.uniform(0, 255, (4, 1, 48, 48)).astype(np.float32) for _ in range(4)]
-    int8 = quantize_int8(fp32, tmp_path / "model.int8.onnx", calibration)
-    pixels = torch.from_numpy(rng.uniform(0, 255, (6, 1, 48, 48)).astype(np.float32))
-    with torch.no_grad():
-        reference = torch.sigmoid(classifier(pixels))
-    got = torch.sigmoid(OpenVinoModel(int8, engine="openvino-int8")(pixels))
-    assert got.shape == reference.shape and float((got - reference).abs().max()) < 0.05
+def test_openvino_runs_the_int8_file_close_to_fp32_and_keeps_every_output(int8_case):
+    got = torch.sigmoid(OpenVinoModel(int8_case.path, engine="openvino-int8")(int8_case.pixels))
+    assert got.shape == int8_case.reference.shape and float((got - int8_case.reference).abs().max()) < 0.05
 
 
 @needs_openvino
